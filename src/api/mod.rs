@@ -1,0 +1,249 @@
+//! The HTTP API of the contract: backend publishes, reads of an account's
+//! state and history, and the operator's health endpoints.
+//!
+//! Handlers only parse, authorize and validate; every publish goes through
+//! [`Hub::publish`], so HTTP has no path of its own to the store.
+
+mod error;
+
+pub use error::ApiError;
+
+use crate::{
+    auth::{self, ApiKeys, Jwt},
+    event::{self, CredentialTest, CustomEvent, PhoneTest},
+    hub::Hub,
+    store::{Appended, Body, Idempotency, Section},
+};
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State, rejection::{PathRejection, QueryRejection}},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Page size of `events?since` unless `limit` says otherwise, and its maximum.
+const DEFAULT_PAGE: usize = 1000;
+const MAX_PAGE: usize = 10_000;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    pub jwt: Jwt,
+    pub keys: ApiKeys,
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.max_body_bytes;
+    Router::new()
+        .route("/v1/accounts/{account}/phone-tests", post(phone_test))
+        .route("/v1/accounts/{account}/credential-tests", post(credential_test))
+        .route("/v1/accounts/{account}/events", post(custom_event).get(events_since))
+        .route("/v1/accounts/{account}/status", get(status))
+        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/readyz", get(ready))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// A JSON body parsed strictly, keeping its bytes for the idempotency fingerprint.
+struct JsonBody<T> {
+    value: T,
+    raw: Bytes,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let raw = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(state.max_body_bytes)
+            } else {
+                ApiError::bad_request(format!("cannot read body: {}", e.body_text()))
+            }
+        })?;
+        let value = serde_json::from_slice(&raw).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        Ok(JsonBody { value, raw })
+    }
+}
+
+/// The `{account}` path segment, validated.
+fn account(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(account) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if !event::valid_account_id(&account) {
+        return Err(ApiError::bad_request(format!("invalid account id {account:?}")));
+    }
+    Ok(account)
+}
+
+/// Backend endpoints: only an API key will do.
+fn require_service(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let credential = bearer(headers).ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
+    if state.keys.accepts(credential) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized("invalid API key"))
+    }
+}
+
+/// Read endpoints: an API key, or a client token for this very account
+/// (an admin token for any account).
+fn require_reader(state: &AppState, headers: &HeaderMap, query_token: Option<&str>, account: &str) -> Result<(), ApiError> {
+    let credential = bearer(headers)
+        .or(query_token)
+        .ok_or_else(|| ApiError::unauthorized("missing credentials: an API key or a client token"))?;
+    if state.keys.accepts(credential) {
+        return Ok(());
+    }
+    let claims = state.jwt.verify(credential)?;
+    if claims.may_read(account) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("this token may not read account {account}")))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok().and_then(auth::bearer)
+}
+
+fn idempotency(headers: &HeaderMap, route: &str, raw: &[u8]) -> Result<Option<Idempotency>, ApiError> {
+    let Some(key) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .ok_or_else(|| ApiError::bad_request(format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters")))?;
+    let mut hasher = Sha256::new();
+    hasher.update(route.as_bytes());
+    hasher.update([0]);
+    hasher.update(raw);
+    Ok(Some(Idempotency { key: key.to_owned(), fingerprint: hex::encode(hasher.finalize()) }))
+}
+
+/// 201 with the receipt; a replay says so in `Idempotent-Replayed`.
+fn created(appended: Appended) -> Response {
+    let replayed = matches!(appended, Appended::Replayed(_));
+    let mut response = (StatusCode::CREATED, Json(appended.receipt().clone())).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+async fn phone_test(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: JsonBody<PhoneTest>,
+) -> Result<Response, ApiError> {
+    let account = account(path)?;
+    require_service(&state, &headers)?;
+    let idem = idempotency(&headers, "phone-tests", &body.raw)?;
+    let test = body.value;
+    test.validate().map_err(ApiError::bad_request)?;
+    let key = test.phone_number_id.clone();
+    let now = event::rfc3339(event::now());
+    let derive = Arc::new(move |previous: Option<&serde_json::Value>| test.to_data(previous, &now));
+    let body = Body::Derived { section: Section::Phones, key, derive };
+    Ok(created(state.hub.publish(&account, event::PHONE_STATUS_CHANGED, body, idem).await?))
+}
+
+async fn credential_test(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: JsonBody<CredentialTest>,
+) -> Result<Response, ApiError> {
+    let account = account(path)?;
+    require_service(&state, &headers)?;
+    let idem = idempotency(&headers, "credential-tests", &body.raw)?;
+    let test = body.value;
+    test.validate().map_err(ApiError::bad_request)?;
+    let key = test.provider.clone();
+    let now = event::rfc3339(event::now());
+    let derive = Arc::new(move |previous: Option<&serde_json::Value>| test.to_data(previous, &now));
+    let body = Body::Derived { section: Section::Credentials, key, derive };
+    Ok(created(state.hub.publish(&account, event::STATUS_SYNC, body, idem).await?))
+}
+
+async fn custom_event(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: JsonBody<CustomEvent>,
+) -> Result<Response, ApiError> {
+    let account = account(path)?;
+    require_service(&state, &headers)?;
+    let idem = idempotency(&headers, "events", &body.raw)?;
+    let CustomEvent { event: name, data } = body.value;
+    event::check_custom_name(&name).map_err(ApiError::bad_request)?;
+    let data = serde_json::value::to_raw_value(&data).map_err(ApiError::internal)?;
+    Ok(created(state.hub.publish(&account, &name, Body::Fixed(data), idem).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    since: Option<u64>,
+    limit: Option<usize>,
+    token: Option<String>,
+}
+
+async fn events_since(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let account = account(path)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    require_reader(&state, &headers, query.token.as_deref(), &account)?;
+    let since = query.since.unwrap_or(0);
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let history = state.hub.history(&account, since, limit).await?;
+    let last = history.events.last().map_or(since, |e| e.seq);
+    Ok(Json(json!({
+        "accountId": account,
+        "seq": history.head,
+        "reset": !history.complete,
+        "hasMore": last < history.head && history.events.len() == limit,
+        "events": history.events,
+    }))
+    .into_response())
+}
+
+async fn status(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let account = account(path)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    require_reader(&state, &headers, query.token.as_deref(), &account)?;
+    Ok(Json(state.hub.snapshot(&account).await?).into_response())
+}
+
+async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state.hub.ready().await.map_err(|_| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable")
+    })?;
+    Ok(Json(json!({ "status": "ready" })).into_response())
+}

@@ -1,0 +1,191 @@
+//! Who is asking: browser clients carry an HS256 JWT, backend services an API key.
+//!
+//! Both checks are pure functions of the request's credentials and the
+//! configured secrets, so every transport and the HTTP API share them.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use subtle::ConstantTimeEq;
+
+/// Why a client token was refused; the message is what the client is told.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("missing token")]
+    MissingToken,
+    #[error("token expired")]
+    Expired,
+    #[error("invalid token signature")]
+    BadSignature,
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    #[error("token lacks required claim {0}")]
+    MissingClaim(&'static str),
+    #[error("invalid account id in token")]
+    BadAccount,
+}
+
+/// The verified identity behind a client connection.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: String,
+    pub account_id: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+impl Claims {
+    pub fn is_admin(&self) -> bool {
+        self.role.as_deref() == Some("admin")
+    }
+
+    /// Admins may watch any account; everyone else only their own.
+    pub fn may_read(&self, account_id: &str) -> bool {
+        self.is_admin() || self.account_id == account_id
+    }
+}
+
+/// Claims as they arrive, so a missing one gets a message naming it.
+#[derive(Deserialize)]
+struct RawClaims {
+    sub: Option<String>,
+    account_id: Option<String>,
+    exp: Option<u64>,
+    role: Option<String>,
+}
+
+/// HS256 signing and verification with the configured secret.
+#[derive(Clone)]
+pub struct Jwt {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl Jwt {
+    pub fn new(secret: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // `exp` is checked by hand below so that its absence has its own message.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = true;
+        // An expiry is a deadline the issuer chose; no grace period on top of it.
+        validation.leeway = 0;
+        Jwt {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
+    }
+
+    /// Verifies signature, expiry and the required claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AuthError::MissingToken);
+        }
+        let data = jsonwebtoken::decode::<RawClaims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::InvalidSignature => AuthError::BadSignature,
+                _ => AuthError::Malformed(e.to_string()),
+            })?;
+        let raw = data.claims;
+        let exp = raw.exp.ok_or(AuthError::MissingClaim("exp"))?;
+        if exp <= now_secs() {
+            return Err(AuthError::Expired);
+        }
+        let account_id = raw.account_id.ok_or(AuthError::MissingClaim("account_id"))?;
+        if !crate::event::valid_account_id(&account_id) {
+            return Err(AuthError::BadAccount);
+        }
+        Ok(Claims {
+            sub: raw.sub.ok_or(AuthError::MissingClaim("sub"))?,
+            account_id,
+            exp,
+            role: raw.role,
+        })
+    }
+
+    /// Mints a token valid for `ttl` (development and tests).
+    pub fn mint(&self, account_id: &str, user_id: &str, role: Option<&str>, ttl: Duration) -> String {
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            account_id: account_id.to_owned(),
+            exp: now_secs() + ttl.as_secs().max(1),
+            role: role.map(str::to_owned),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 encoding of plain claims cannot fail")
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The backend services' keys. Compared through their SHA-256 digests so the
+/// comparison is constant-time and leaks neither content nor length.
+#[derive(Clone)]
+pub struct ApiKeys {
+    digests: Vec<[u8; 32]>,
+}
+
+impl ApiKeys {
+    pub fn new(keys: &[String]) -> Self {
+        ApiKeys {
+            digests: keys.iter().map(|k| digest(k)).collect(),
+        }
+    }
+
+    pub fn accepts(&self, presented: &str) -> bool {
+        let presented = digest(presented);
+        // No early exit: every configured key is compared.
+        self.digests
+            .iter()
+            .fold(0u8, |found, d| found | d.ct_eq(&presented).unwrap_u8())
+            == 1
+    }
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+/// Extracts the credential from an `Authorization: Bearer …` header value.
+pub fn bearer(header: &str) -> Option<&str> {
+    let (scheme, rest) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let jwt = Jwt::new("s3cret");
+        let token = jwt.mint("acc-1", "u1", Some("admin"), Duration::from_secs(60));
+        let claims = jwt.verify(&token).unwrap();
+        assert_eq!(claims.account_id, "acc-1");
+        assert!(claims.is_admin() && claims.may_read("other"));
+
+        let forged = Jwt::new("other").mint("acc-1", "u1", None, Duration::from_secs(60));
+        assert_eq!(jwt.verify(&forged), Err(AuthError::BadSignature));
+        assert_eq!(jwt.verify(""), Err(AuthError::MissingToken));
+        assert!(matches!(jwt.verify("a.b.c"), Err(AuthError::Malformed(_))));
+    }
+
+    #[test]
+    fn api_keys_match_exactly() {
+        let keys = ApiKeys::new(&["k1".into(), "key-two".into()]);
+        assert!(keys.accepts("k1") && keys.accepts("key-two"));
+        assert!(!keys.accepts("k") && !keys.accepts("key-two ") && !keys.accepts(""));
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+    }
+}

@@ -1,0 +1,187 @@
+//! The command line: `statushub serve` and `statushub token`.
+//!
+//! Every `serve` setting is both a flag and a `STATUSHUB_*` variable (clap's
+//! `env`), so containers and shells configure it the same way.
+
+use crate::{
+    auth::Jwt,
+    config::{Config, ConfigError, Limits, Retention, split_list},
+};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+#[derive(Parser)]
+#[command(name = "statushub", version, about = "Realtime status broadcast hub")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the hub.
+    Serve(ServeArgs),
+    /// Mint a client token with the configured secret (development and tests).
+    Token(TokenArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address the HTTP/WebSocket server binds.
+    #[arg(long, env = "STATUSHUB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded store (SQLite file).
+    #[arg(long, env = "STATUSHUB_DATA_DIR", default_value = "./statushub-data")]
+    pub data_dir: PathBuf,
+    /// HS256 key for client tokens.
+    #[arg(long, env = "STATUSHUB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Comma-separated API keys for backend services.
+    #[arg(long, env = "STATUSHUB_API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+    /// Redis URL: when set, run in cluster mode.
+    #[arg(long, env = "STATUSHUB_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Comma-separated origins allowed for CORS and WebSocket upgrades (default: same origin only).
+    #[arg(long, env = "STATUSHUB_ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Generate a JWT secret and an API key when missing and print a ready-to-use token and curl line.
+    #[arg(long)]
+    pub dev: bool,
+    /// Events retained per account for resume.
+    #[arg(long, env = "STATUSHUB_RETENTION_EVENTS", default_value_t = 10_000)]
+    pub retention_events: u64,
+    /// How long events are retained (e.g. 7d, 12h).
+    #[arg(long, env = "STATUSHUB_RETENTION_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub retention_age: Duration,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "STATUSHUB_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// Outgoing messages buffered per connection before it is cut off as too slow.
+    #[arg(long, env = "STATUSHUB_QUEUE_SIZE", default_value_t = 1024)]
+    pub queue_size: usize,
+    /// Log format on stderr.
+    #[arg(long, env = "STATUSHUB_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Args)]
+pub struct TokenArgs {
+    #[arg(long)]
+    pub account: String,
+    #[arg(long)]
+    pub user: String,
+    /// `admin` may subscribe to any account.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Lifetime, e.g. 1h, 30m, 7d.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    #[arg(long, env = "STATUSHUB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+/// Secrets `--dev` made up, to print for the newcomer.
+pub struct Generated {
+    pub jwt_secret: bool,
+    pub api_key: bool,
+}
+
+impl ServeArgs {
+    /// Validates the settings into a [`Config`], generating secrets under `--dev`.
+    pub fn into_config(self) -> Result<(Config, Generated), ConfigError> {
+        let mut generated = Generated { jwt_secret: false, api_key: false };
+        let jwt_secret = match (self.jwt_secret.filter(|s| !s.is_empty()), self.dev) {
+            (Some(secret), _) => secret,
+            (None, true) => {
+                generated.jwt_secret = true;
+                random_secret("dev-secret")
+            }
+            (None, false) => return Err(missing("JWT secret", "STATUSHUB_JWT_SECRET", "--jwt-secret")),
+        };
+        let mut api_keys = self.api_keys.as_deref().map(split_list).unwrap_or_default();
+        if api_keys.is_empty() {
+            if !self.dev {
+                return Err(missing("API keys", "STATUSHUB_API_KEYS", "--api-keys"));
+            }
+            generated.api_key = true;
+            api_keys.push(random_secret("dev-key"));
+        }
+        if self.retention_events == 0 {
+            return Err(invalid("STATUSHUB_RETENTION_EVENTS (--retention-events)", "must be at least 1"));
+        }
+        if self.queue_size < 16 {
+            return Err(invalid("STATUSHUB_QUEUE_SIZE (--queue-size)", "must be at least 16"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("STATUSHUB_MAX_BODY_BYTES (--max-body-bytes)", "must be at least 1024"));
+        }
+        let config = Config {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            jwt_secret,
+            api_keys,
+            redis_url: self.redis_url.filter(|s| !s.is_empty()),
+            allowed_origins: self.allowed_origins.as_deref().map(split_list).unwrap_or_default(),
+            limits: Limits { max_body_bytes: self.max_body_bytes, queue_size: self.queue_size, ..Limits::default() },
+            retention: Retention { max_events: self.retention_events, max_age: self.retention_age, ..Retention::default() },
+        };
+        Ok((config, generated))
+    }
+}
+
+impl TokenArgs {
+    pub fn mint(&self) -> Result<String, ConfigError> {
+        let secret = self
+            .jwt_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing("JWT secret", "STATUSHUB_JWT_SECRET", "--jwt-secret"))?;
+        if !crate::event::valid_account_id(&self.account) {
+            return Err(invalid("--account", "use letters, digits, '_', '-', '.', '@' (1 to 128)"));
+        }
+        Ok(Jwt::new(secret).mint(&self.account, &self.user, self.role.as_deref(), self.ttl))
+    }
+}
+
+fn missing(setting: &'static str, env: &'static str, flag: &'static str) -> ConfigError {
+    ConfigError::Missing { setting, env, flag }
+}
+
+fn invalid(setting: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid { setting, reason: reason.into() }
+}
+
+fn random_secret(prefix: &str) -> String {
+    format!("{prefix}-{}", hex::encode(rand::random::<[u8; 16]>()))
+}
+
+/// What `serve --dev` prints once the port is known: enough to see an event flow.
+pub fn dev_banner(config: &Config, url: &str, generated: &Generated) -> String {
+    let jwt = Jwt::new(&config.jwt_secret);
+    let token = jwt.mint("demo", "demo-user", None, Duration::from_secs(24 * 3600));
+    let key = &config.api_keys[0];
+    let mut out = String::from("\nstatushub dev mode\n");
+    if generated.jwt_secret {
+        out += &format!("  JWT secret (generated): {}\n", config.jwt_secret);
+    }
+    if generated.api_key {
+        out += &format!("  API key (generated):    {key}\n");
+    }
+    out += &format!(
+        "  client token (account \"demo\", 24h):\n    {token}\n\n\
+         Open the live status page:\n    {url}/?token={token}\n\n\
+         Connect a socket.io client:\n    io(\"{url}\", {{ auth: {{ token: \"{token}\" }} }})\n\n\
+         Post a phone test and watch phone_status_changed arrive:\n    \
+         curl -sS -X POST {url}/v1/accounts/demo/phone-tests \\\n      \
+         -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n      \
+         -d '{{\"phoneNumberId\":\"phone-1\",\"isActive\":true,\"displayPhoneNumber\":\"+1 555 0100\"}}'\n"
+    );
+    out
+}

@@ -1,0 +1,87 @@
+//! Run-time configuration of `statushub serve`, validated once at start-up.
+//!
+//! Every setting has one name shared by its flag and its environment variable,
+//! so a config error can name exactly what the operator has to fix.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Everything the server needs to run, already validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub jwt_secret: String,
+    pub api_keys: Vec<String>,
+    pub redis_url: Option<String>,
+    /// Empty means same origin only.
+    pub allowed_origins: Vec<String>,
+    pub limits: Limits,
+    pub retention: Retention,
+}
+
+/// Per-connection and per-request bounds.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest accepted HTTP body in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Outgoing messages buffered per connection before it is cut off as slow.
+    pub queue_size: usize,
+    /// How long a reconnecting client may take to absorb its missed events.
+    pub catch_up_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            queue_size: 1024,
+            catch_up_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How much history each account keeps for resume and `events?since`.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Events kept per account.
+    pub max_events: u64,
+    /// Events older than this are dropped.
+    pub max_age: Duration,
+    /// How long an `Idempotency-Key` answers with its first result.
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_events: 10_000,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// A setting that is missing or malformed; the message names it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{setting} is required (set {env} or pass {flag}, or run with --dev)")]
+    Missing {
+        setting: &'static str,
+        env: &'static str,
+        flag: &'static str,
+    },
+    #[error("{setting} is invalid: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+/// Splits a comma-separated list, dropping blanks.
+pub fn split_list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

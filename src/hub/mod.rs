@@ -1,0 +1,309 @@
+//! The hub: the one publish path and this node's subscribers.
+//!
+//! Publishing hands a draft to the store, which sequences and persists it and
+//! then feeds it back; a single dispatcher task fans each fed event out to the
+//! account's subscriptions with non-blocking sends, so a slow connection is
+//! cut off instead of slowing anyone else. The same path serves every event
+//! source (HTTP API, heartbeat) and every transport.
+
+mod subscription;
+
+pub use subscription::{Caught, Offer, Outbound, Sink, SinkError, Subscription};
+
+use crate::{
+    config::Limits,
+    event::{self, Event},
+    store::{Appended, Body, Draft, Idempotency, Snapshot, Store, StoreError},
+};
+use dashmap::DashMap;
+use serde_json::value::RawValue;
+use std::{
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use tokio::sync::mpsc;
+
+/// Events read from the store per page during a catch-up.
+const CATCH_UP_PAGE: usize = 500;
+/// How often old events and idempotency records are trimmed.
+const TRIM_EVERY: Duration = Duration::from_secs(600);
+
+/// Why the hub ended a connection. `code` is the stable word clients see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// Its outgoing queue overflowed; it should reconnect with `since`.
+    Slow,
+    /// The store failed while replaying its gap.
+    Unavailable,
+    /// The server is shutting down; reconnect elsewhere or later.
+    Shutdown,
+    /// The peer went away.
+    Gone,
+}
+
+impl DisconnectReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            DisconnectReason::Slow => "slow_consumer",
+            DisconnectReason::Unavailable => "store_unavailable",
+            DisconnectReason::Shutdown => "shutdown",
+            DisconnectReason::Gone => "gone",
+        }
+    }
+}
+
+/// A committed event with its wire encodings, made once and shared by every
+/// subscriber of every transport.
+pub struct Published {
+    pub event: Event,
+    /// Socket.IO's second listener argument.
+    pub meta: Box<RawValue>,
+    envelope: OnceLock<String>,
+}
+
+impl Published {
+    fn new(event: Event) -> Self {
+        let meta = serde_json::value::to_raw_value(&event.meta()).expect("meta is plain JSON");
+        Published { event, meta, envelope: OnceLock::new() }
+    }
+
+    /// The full envelope as JSON, encoded on first use.
+    pub fn envelope(&self) -> &str {
+        self.envelope
+            .get_or_init(|| serde_json::to_string(&self.event).expect("event is plain JSON"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counters read by `/v1/stats` and `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    pub published: AtomicU64,
+    pub delivered: AtomicU64,
+    pub slow_disconnects: AtomicU64,
+    pub store_errors: AtomicU64,
+}
+
+pub struct Hub {
+    store: Arc<dyn Store>,
+    limits: Limits,
+    subscriptions: DashMap<String, Vec<Arc<Subscription>>>,
+    next_id: AtomicU64,
+    pub counters: Counters,
+}
+
+impl Hub {
+    /// Starts the hub's dispatcher on `feed` (the receiving end of the channel
+    /// the store was opened with) and its retention task.
+    pub fn start(store: Arc<dyn Store>, feed: mpsc::Receiver<Arc<Event>>, limits: Limits) -> Arc<Hub> {
+        let hub = Arc::new(Hub {
+            store,
+            limits,
+            subscriptions: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            counters: Counters::default(),
+        });
+        tokio::spawn(hub.clone().dispatch(feed));
+        tokio::spawn(trim_periodically(Arc::downgrade(&hub)));
+        hub
+    }
+
+    /// The one publish path: sequence and persist, then (through the feed) fan out.
+    pub async fn publish(
+        &self,
+        account_id: &str,
+        event: &str,
+        body: Body,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Appended, HubError> {
+        let draft = Draft {
+            account_id: account_id.to_owned(),
+            event: event.to_owned(),
+            id: event::new_id(),
+            published_at: event::rfc3339(event::now()),
+            body,
+            idempotency,
+        };
+        let appended = self.store.append(draft).await.inspect_err(|e| self.note_store_error(e))?;
+        if matches!(appended, Appended::New(_)) {
+            self.counters.published.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(appended)
+    }
+
+    pub async fn snapshot(&self, account_id: &str) -> Result<Snapshot, HubError> {
+        Ok(self.store.snapshot(account_id).await.inspect_err(|e| self.note_store_error(e))?)
+    }
+
+    pub async fn history(&self, account_id: &str, since: u64, limit: usize) -> Result<crate::store::History, HubError> {
+        Ok(self.store.events_since(account_id, since, limit).await.inspect_err(|e| self.note_store_error(e))?)
+    }
+
+    pub async fn ready(&self) -> Result<(), HubError> {
+        Ok(self.store.ping().await?)
+    }
+
+    fn note_store_error(&self, e: &StoreError) {
+        if matches!(e, StoreError::Unavailable(_)) {
+            self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Subscribes a connection to an account. It first receives the snapshot
+    /// (no `since`) or the retained events after `since` (a snapshot with
+    /// `reset: true` when they are no longer retained), then live events.
+    pub fn subscribe(self: &Arc<Self>, account_id: &str, since: Option<u64>, sink: Arc<dyn Sink>) -> Arc<Subscription> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sub = Arc::new(Subscription::new(id, account_id.to_owned(), sink, self.limits.queue_size));
+        // Registered before reading the store, so nothing committed after the read is missed.
+        self.subscriptions.entry(account_id.to_owned()).or_default().push(sub.clone());
+        tokio::spawn(self.clone().catch_up(sub.clone(), since));
+        sub
+    }
+
+    /// Forgets a subscription whose connection has ended.
+    pub fn unsubscribe(&self, sub: &Subscription) {
+        sub.mark_closed();
+        let emptied = match self.subscriptions.get_mut(&sub.account_id) {
+            Some(mut subs) => {
+                subs.retain(|s| s.id != sub.id);
+                subs.is_empty()
+            }
+            None => false,
+        };
+        if emptied {
+            self.subscriptions.remove_if(&sub.account_id, |_, subs| subs.is_empty());
+        }
+    }
+
+    /// Ends a subscription's connection: the single place where the hub
+    /// decides a connection must go.
+    pub fn disconnect(&self, sub: &Subscription, reason: DisconnectReason) {
+        if sub.mark_closed() {
+            if reason == DisconnectReason::Slow {
+                self.counters.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::info!(account = %sub.account_id, subscription = sub.id, reason = reason.code(), "disconnecting subscriber");
+            sub.sink.close(reason);
+        }
+        self.unsubscribe(sub);
+    }
+
+    /// Subscriptions on this node (for stats).
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.iter().map(|e| e.value().len()).sum()
+    }
+
+    async fn dispatch(self: Arc<Self>, mut feed: mpsc::Receiver<Arc<Event>>) {
+        while let Some(event) = feed.recv().await {
+            let published = Arc::new(Published::new(Arc::unwrap_or_clone(event)));
+            let mut to_drop = Vec::new();
+            let mut delivered = 0u64;
+            if let Some(subs) = self.subscriptions.get(&published.event.account_id) {
+                for sub in subs.iter() {
+                    match sub.offer(&published) {
+                        Offer::Taken => delivered += 1,
+                        Offer::CatchUpFrom(seq) => {
+                            tokio::spawn(self.clone().catch_up(sub.clone(), Some(seq)));
+                        }
+                        Offer::Drop(reason) => to_drop.push((sub.clone(), reason)),
+                    }
+                }
+            }
+            self.counters.delivered.fetch_add(delivered, Ordering::Relaxed);
+            // Outside the map guard: closing may re-enter `unsubscribe`.
+            for (sub, reason) in to_drop {
+                self.disconnect(&sub, reason);
+            }
+        }
+    }
+
+    /// Replays what a subscription missed, then lets it go live.
+    async fn catch_up(self: Arc<Self>, sub: Arc<Subscription>, mut since: Option<u64>) {
+        let deadline = Instant::now() + self.limits.catch_up_timeout;
+        loop {
+            let step = match since {
+                None => self.send_snapshot(&sub, None, deadline).await,
+                Some(seq) => self.replay(&sub, seq, deadline).await,
+            };
+            let result = step.and_then(|()| sub.finish_catch_up());
+            match result {
+                Ok(Caught::Live) | Ok(Caught::Closed) => return,
+                Ok(Caught::Again(seq)) => since = Some(seq),
+                Err(reason) => return self.disconnect(&sub, reason),
+            }
+        }
+    }
+
+    async fn send_snapshot(&self, sub: &Subscription, reset: Option<bool>, deadline: Instant) -> Result<(), DisconnectReason> {
+        let mut snapshot = self.snapshot(&sub.account_id).await.map_err(|_| DisconnectReason::Unavailable)?;
+        snapshot.reset = reset;
+        send_patiently(sub, Outbound::Snapshot(&snapshot), deadline).await?;
+        sub.advance(snapshot.seq);
+        Ok(())
+    }
+
+    async fn replay(&self, sub: &Subscription, mut since: u64, deadline: Instant) -> Result<(), DisconnectReason> {
+        loop {
+            let history = self
+                .history(&sub.account_id, since, CATCH_UP_PAGE)
+                .await
+                .map_err(|_| DisconnectReason::Unavailable)?;
+            if !history.complete {
+                return self.send_snapshot(sub, Some(true), deadline).await;
+            }
+            let page_full = history.events.len() == CATCH_UP_PAGE;
+            for event in history.events {
+                let seq = event.seq;
+                let published = Arc::new(Published::new(event));
+                send_patiently(sub, Outbound::Event(&published), deadline).await?;
+                since = seq;
+            }
+            sub.advance(since);
+            if !page_full {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Sends a catch-up message, waiting for room in the connection's queue
+/// until the catch-up deadline: replay is paced by the client, live fan-out is not.
+async fn send_patiently(sub: &Subscription, msg: Outbound<'_>, deadline: Instant) -> Result<(), DisconnectReason> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if sub.is_closed() {
+            return Err(DisconnectReason::Gone);
+        }
+        match sub.sink.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(SinkError::Closed) => return Err(DisconnectReason::Gone),
+            Err(SinkError::Full) if Instant::now() >= deadline => return Err(DisconnectReason::Slow),
+            Err(SinkError::Full) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+async fn trim_periodically(hub: std::sync::Weak<Hub>) {
+    let mut every = tokio::time::interval(TRIM_EVERY);
+    loop {
+        every.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        match hub.store.trim().await {
+            Ok(dropped) if dropped > 0 => tracing::info!(dropped, "trimmed events past retention"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention trim failed"),
+        }
+    }
+}

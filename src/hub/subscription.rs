@@ -1,0 +1,172 @@
+//! One connection's interest in one account, and the rule that makes resume
+//! exact: every event reaches the connection once, in seq order.
+//!
+//! A subscription starts *catching up*: live events are parked in `pending`
+//! while the hub replays the gap (or a snapshot) from the store, then the
+//! parked ones are drained, skipping any seq already sent. From then on it is
+//! *live*: the next seq is sent straight to the sink; an older one is a
+//! duplicate and dropped; a newer one means a gap (events lost between nodes)
+//! and sends it back to catching up.
+
+use super::{DisconnectReason, Published};
+use crate::store::Snapshot;
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+/// What a transport connection accepts from the hub.
+#[derive(Clone, Copy)]
+pub enum Outbound<'a> {
+    Event(&'a Arc<Published>),
+    Snapshot(&'a Snapshot),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum SinkError {
+    /// The connection's bounded queue is full: it is not keeping up.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+/// A transport connection's outgoing side. Implementations never block.
+pub trait Sink: Send + Sync + 'static {
+    fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError>;
+    /// Ends the connection, telling the peer why where the transport can.
+    fn close(&self, reason: DisconnectReason);
+}
+
+/// What happened to a live event offered to a subscription.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// Sent, parked, or skipped as a duplicate: nothing to do.
+    Taken,
+    /// A gap was seen; the hub must start a catch-up from this seq.
+    CatchUpFrom(u64),
+    /// The connection could not keep up or is gone; the hub drops it.
+    Drop(DisconnectReason),
+}
+
+/// The end of a catch-up round.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Caught {
+    Live,
+    /// Parked events skip ahead of what the store had: read again from here.
+    Again(u64),
+    Closed,
+}
+
+struct State {
+    live: bool,
+    closed: bool,
+    /// Highest seq the sink has accepted (or the snapshot reflects).
+    last_seq: u64,
+    pending: VecDeque<Arc<Published>>,
+}
+
+pub struct Subscription {
+    pub id: u64,
+    pub account_id: String,
+    pub sink: Arc<dyn Sink>,
+    pending_limit: usize,
+    state: Mutex<State>,
+}
+
+impl Subscription {
+    pub(super) fn new(id: u64, account_id: String, sink: Arc<dyn Sink>, pending_limit: usize) -> Self {
+        Subscription {
+            id,
+            account_id,
+            sink,
+            pending_limit,
+            state: Mutex::new(State { live: false, closed: false, last_seq: 0, pending: VecDeque::new() }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent across a panic elsewhere: every update is a single assignment.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
+    /// Offers a live event; never waits.
+    pub fn offer(&self, event: &Arc<Published>) -> Offer {
+        let mut state = self.state();
+        if state.closed {
+            return Offer::Taken;
+        }
+        if !state.live {
+            if state.pending.len() >= self.pending_limit {
+                return Offer::Drop(DisconnectReason::Slow);
+            }
+            state.pending.push_back(event.clone());
+            return Offer::Taken;
+        }
+        let seq = event.event.seq;
+        if seq <= state.last_seq {
+            return Offer::Taken;
+        }
+        if seq > state.last_seq + 1 {
+            state.live = false;
+            state.pending.push_back(event.clone());
+            return Offer::CatchUpFrom(state.last_seq);
+        }
+        match self.sink.try_send(Outbound::Event(event)) {
+            Ok(()) => {
+                state.last_seq = seq;
+                Offer::Taken
+            }
+            Err(SinkError::Full) => Offer::Drop(DisconnectReason::Slow),
+            Err(SinkError::Closed) => Offer::Drop(DisconnectReason::Gone),
+        }
+    }
+
+    /// Records what the catch-up delivered from the store.
+    pub(super) fn advance(&self, seq: u64) {
+        let mut state = self.state();
+        state.last_seq = state.last_seq.max(seq);
+    }
+
+
+    /// Sends the parked events that follow what the catch-up delivered; goes
+    /// live when they run out without a gap.
+    pub(super) fn finish_catch_up(&self) -> Result<Caught, DisconnectReason> {
+        let mut state = self.state();
+        if state.closed {
+            return Ok(Caught::Closed);
+        }
+        while let Some(event) = state.pending.front().cloned() {
+            let seq = event.event.seq;
+            if seq <= state.last_seq {
+                state.pending.pop_front();
+                continue;
+            }
+            if seq > state.last_seq + 1 {
+                return Ok(Caught::Again(state.last_seq));
+            }
+            match self.sink.try_send(Outbound::Event(&event)) {
+                Ok(()) => {
+                    state.pending.pop_front();
+                    state.last_seq = seq;
+                }
+                Err(SinkError::Full) => return Err(DisconnectReason::Slow),
+                Err(SinkError::Closed) => return Err(DisconnectReason::Gone),
+            }
+        }
+        state.live = true;
+        Ok(Caught::Live)
+    }
+
+    /// Marks the subscription closed; returns false when it already was.
+    pub(super) fn mark_closed(&self) -> bool {
+        let mut state = self.state();
+        let was_open = !state.closed;
+        state.closed = true;
+        state.pending.clear();
+        was_open
+    }
+}

@@ -1,0 +1,20 @@
+//! statushub: a realtime status broadcast hub.
+//!
+//! Data flows one way: the HTTP [`api`] (and later the heartbeat) hand drafts to
+//! the [`hub`], which appends them to the [`store`] (sequence, persistence,
+//! snapshot, idempotency in one atomic step); the store feeds committed events
+//! back to the hub in sequence order, and the hub fans them out to the
+//! [`transport`] connections subscribed to the account. Transports never touch
+//! the store.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod hub;
+pub mod server;
+pub mod store;
+pub mod transport;
+
+pub use server::run;

@@ -1,0 +1,213 @@
+//! Socket.IO (Engine.IO v4, WebSocket and long-polling) on socketioxide.
+//!
+//! socketioxide's per-socket buffer (`max_buffer_size`) is the bounded
+//! outgoing queue: `emit` is a non-blocking `try_send` into it, and a full
+//! buffer is our slow-consumer signal. socketioxide cannot close a socket whose
+//! buffer is full (its `disconnect` needs a free slot), so a slow socket gets
+//! no further events at once and its disconnect notice is retried until a
+//! slot frees; a peer that reads nothing at all is reaped by the Engine.IO
+//! heartbeat. Either way its memory stays bounded by the buffer.
+
+use crate::{
+    auth::{AuthError, Claims, Jwt},
+    config::Limits,
+    event,
+    hub::{DisconnectReason, Hub, Outbound, Sink, SinkError, Subscription},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use socketioxide::{
+    SocketIo,
+    extract::{AckSender, SocketRef, State, TryData},
+    handler::ConnectHandler,
+    layer::SocketIoLayer,
+    socket::DisconnectReason as SioDisconnectReason,
+    SendError, SocketError,
+};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+/// Subscriptions one connection may hold (its own account plus admin ones).
+const MAX_SUBSCRIPTIONS: usize = 100;
+/// How long a disconnect notice is retried while the peer's buffer is full.
+const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+struct Ctx {
+    hub: Arc<Hub>,
+    jwt: Jwt,
+}
+
+/// The verified identity and resume point, set by the connect middleware.
+#[derive(Clone)]
+struct Conn {
+    claims: Claims,
+    since: Option<u64>,
+}
+
+/// The connection's subscriptions, so a disconnect can release them all.
+#[derive(Clone, Default)]
+struct Subs(Arc<Mutex<Vec<Arc<Subscription>>>>);
+
+impl Subs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Subscription>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `io(url, { auth: { token, since } })`.
+#[derive(Deserialize)]
+struct ConnectAuth {
+    token: Option<String>,
+    since: Option<Value>,
+}
+
+/// A connect refusal; its text is the `connect_error` message.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("unauthorized: {0}")]
+    Auth(#[from] AuthError),
+    #[error("bad_request: {0}")]
+    BadRequest(String),
+}
+
+/// Builds the Socket.IO layer served at `/socket.io/`.
+pub fn layer(hub: Arc<Hub>, jwt: Jwt, limits: &Limits) -> (SocketIoLayer, SocketIo) {
+    let (layer, io) = SocketIo::builder()
+        .max_buffer_size(limits.queue_size)
+        .max_payload(limits.max_body_bytes as u64)
+        .with_state(Ctx { hub, jwt })
+        .build_layer();
+    io.ns("/", on_connect.with(authenticate));
+    (layer, io)
+}
+
+async fn authenticate(
+    socket: SocketRef,
+    TryData(auth): TryData<ConnectAuth>,
+    State(ctx): State<Ctx>,
+) -> Result<(), Refusal> {
+    let auth = auth.map_err(|_| AuthError::MissingToken)?;
+    let claims = ctx.jwt.verify(auth.token.as_deref().unwrap_or_default())?;
+    let since = parse_since(auth.since)?;
+    socket.extensions.insert(Conn { claims, since });
+    Ok(())
+}
+
+/// `since` may arrive as a number or a numeric string; null means "none".
+fn parse_since(raw: Option<Value>) -> Result<Option<u64>, Refusal> {
+    match raw {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some),
+        Some(Value::String(s)) => s.parse().ok().map(Some),
+        Some(_) => None,
+    }
+    .ok_or_else(|| Refusal::BadRequest("since must be a non-negative integer".into()))
+}
+
+async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
+    let Some(conn) = socket.extensions.get::<Conn>() else {
+        // The middleware always sets it; a socket without it cannot be served.
+        let _ = socket.disconnect();
+        return;
+    };
+    let subs = Subs::default();
+    let sink: Arc<dyn Sink> = Arc::new(SocketSink { socket: socket.clone() });
+    subs.lock().push(ctx.hub.subscribe(&conn.claims.account_id, conn.since, sink.clone()));
+    socket.extensions.insert(subs.clone());
+    tracing::info!(transport = "socketio", socket = %socket.id, account = %conn.claims.account_id,
+        user = %conn.claims.sub, since = ?conn.since, "connection opened");
+
+    socket.on("subscribe", on_subscribe);
+    socket.on_disconnect(async |socket: SocketRef, reason: SioDisconnectReason, State(ctx): State<Ctx>| {
+        if let Some(subs) = socket.extensions.remove::<Subs>() {
+            for sub in subs.lock().drain(..) {
+                ctx.hub.unsubscribe(&sub);
+            }
+        }
+        tracing::info!(transport = "socketio", socket = %socket.id, reason = ?reason, "connection closed");
+    });
+}
+
+/// `{accountId, since?}`: an admin watches another account.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SubscribeRequest {
+    account_id: String,
+    since: Option<Value>,
+}
+
+async fn on_subscribe(socket: SocketRef, TryData(req): TryData<SubscribeRequest>, ack: AckSender, State(ctx): State<Ctx>) {
+    let answer = subscribe(&socket, req.map_err(|e| e.to_string()), &ctx).await;
+    let _ = ack.send(&answer);
+}
+
+async fn subscribe(socket: &SocketRef, req: Result<SubscribeRequest, String>, ctx: &Ctx) -> Value {
+    let error = |code: &str, message: String| json!({ "error": { "code": code, "message": message } });
+    let req = match req {
+        Ok(req) => req,
+        Err(e) => return error("bad_request", format!("subscribe takes {{accountId, since?}}: {e}")),
+    };
+    let since = match parse_since(req.since) {
+        Ok(since) => since,
+        Err(e) => return error("bad_request", e.to_string()),
+    };
+    let (Some(conn), Some(subs)) = (socket.extensions.get::<Conn>(), socket.extensions.get::<Subs>()) else {
+        return error("unauthorized", "not connected".into());
+    };
+    if !event::valid_account_id(&req.account_id) {
+        return error("bad_request", "invalid accountId".into());
+    }
+    if !conn.claims.may_read(&req.account_id) {
+        return error("forbidden", format!("this token may not subscribe to account {}", req.account_id));
+    }
+    let head = match ctx.hub.history(&req.account_id, u64::MAX, 0).await {
+        Ok(history) => history.head,
+        Err(_) => return error("unavailable", "store unavailable".into()),
+    };
+    let mut subs = subs.lock();
+    if !subs.iter().any(|s| s.account_id == req.account_id) {
+        if subs.len() >= MAX_SUBSCRIPTIONS {
+            return error("too_many_subscriptions", format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"));
+        }
+        let sink: Arc<dyn Sink> = Arc::new(SocketSink { socket: socket.clone() });
+        subs.push(ctx.hub.subscribe(&req.account_id, since, sink));
+    }
+    json!({ "ok": true, "seq": head })
+}
+
+struct SocketSink {
+    socket: SocketRef,
+}
+
+impl Sink for SocketSink {
+    fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError> {
+        let sent = match msg {
+            Outbound::Event(p) => self.socket.emit(&p.event.event, &(&*p.event.data, &*p.meta)),
+            Outbound::Snapshot(s) => self.socket.emit(event::SNAPSHOT, s),
+        };
+        sent.map_err(|e| match e {
+            SendError::Socket(SocketError::InternalChannelFull) => SinkError::Full,
+            _ => SinkError::Closed,
+        })
+    }
+
+    fn close(&self, reason: DisconnectReason) {
+        let socket = self.socket.clone();
+        tokio::spawn(async move {
+            let notice = json!({ "reason": reason.code(), "reconnect": true });
+            let give_up = tokio::time::Instant::now() + CLOSE_RETRY_FOR;
+            while tokio::time::Instant::now() < give_up {
+                if !socket.connected() {
+                    return;
+                }
+                if socket.emit("statushub:disconnect", &notice).is_ok() && socket.clone().disconnect().is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+}
