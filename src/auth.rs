@@ -96,7 +96,9 @@ impl Jwt {
         if exp <= now_secs() {
             return Err(AuthError::Expired);
         }
-        let account_id = raw.account_id.ok_or(AuthError::MissingClaim("account_id"))?;
+        let account_id = raw
+            .account_id
+            .ok_or(AuthError::MissingClaim("account_id"))?;
         if !crate::event::valid_account_id(&account_id) {
             return Err(AuthError::BadAccount);
         }
@@ -109,7 +111,13 @@ impl Jwt {
     }
 
     /// Mints a token valid for `ttl` (development and tests).
-    pub fn mint(&self, account_id: &str, user_id: &str, role: Option<&str>, ttl: Duration) -> String {
+    pub fn mint(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        role: Option<&str>,
+        ttl: Duration,
+    ) -> String {
         let claims = Claims {
             sub: user_id.to_owned(),
             account_id: account_id.to_owned(),

@@ -96,14 +96,23 @@ pub struct Generated {
 impl ServeArgs {
     /// Validates the settings into a [`Config`], generating secrets under `--dev`.
     pub fn into_config(self) -> Result<(Config, Generated), ConfigError> {
-        let mut generated = Generated { jwt_secret: false, api_key: false };
+        let mut generated = Generated {
+            jwt_secret: false,
+            api_key: false,
+        };
         let jwt_secret = match (self.jwt_secret.filter(|s| !s.is_empty()), self.dev) {
             (Some(secret), _) => secret,
             (None, true) => {
                 generated.jwt_secret = true;
                 random_secret("dev-secret")
             }
-            (None, false) => return Err(missing("JWT secret", "STATUSHUB_JWT_SECRET", "--jwt-secret")),
+            (None, false) => {
+                return Err(missing(
+                    "JWT secret",
+                    "STATUSHUB_JWT_SECRET",
+                    "--jwt-secret",
+                ));
+            }
         };
         let mut api_keys = self.api_keys.as_deref().map(split_list).unwrap_or_default();
         if api_keys.is_empty() {
@@ -114,13 +123,22 @@ impl ServeArgs {
             api_keys.push(random_secret("dev-key"));
         }
         if self.retention_events == 0 {
-            return Err(invalid("STATUSHUB_RETENTION_EVENTS (--retention-events)", "must be at least 1"));
+            return Err(invalid(
+                "STATUSHUB_RETENTION_EVENTS (--retention-events)",
+                "must be at least 1",
+            ));
         }
         if self.queue_size < 16 {
-            return Err(invalid("STATUSHUB_QUEUE_SIZE (--queue-size)", "must be at least 16"));
+            return Err(invalid(
+                "STATUSHUB_QUEUE_SIZE (--queue-size)",
+                "must be at least 16",
+            ));
         }
         if self.max_body_bytes < 1024 {
-            return Err(invalid("STATUSHUB_MAX_BODY_BYTES (--max-body-bytes)", "must be at least 1024"));
+            return Err(invalid(
+                "STATUSHUB_MAX_BODY_BYTES (--max-body-bytes)",
+                "must be at least 1024",
+            ));
         }
         let config = Config {
             listen: self.listen,
@@ -128,9 +146,21 @@ impl ServeArgs {
             jwt_secret,
             api_keys,
             redis_url: self.redis_url.filter(|s| !s.is_empty()),
-            allowed_origins: self.allowed_origins.as_deref().map(split_list).unwrap_or_default(),
-            limits: Limits { max_body_bytes: self.max_body_bytes, queue_size: self.queue_size, ..Limits::default() },
-            retention: Retention { max_events: self.retention_events, max_age: self.retention_age, ..Retention::default() },
+            allowed_origins: self
+                .allowed_origins
+                .as_deref()
+                .map(split_list)
+                .unwrap_or_default(),
+            limits: Limits {
+                max_body_bytes: self.max_body_bytes,
+                queue_size: self.queue_size,
+                ..Limits::default()
+            },
+            retention: Retention {
+                max_events: self.retention_events,
+                max_age: self.retention_age,
+                ..Retention::default()
+            },
         };
         Ok((config, generated))
     }
@@ -144,7 +174,10 @@ impl TokenArgs {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| missing("JWT secret", "STATUSHUB_JWT_SECRET", "--jwt-secret"))?;
         if !crate::event::valid_account_id(&self.account) {
-            return Err(invalid("--account", "use letters, digits, '_', '-', '.', '@' (1 to 128)"));
+            return Err(invalid(
+                "--account",
+                "use letters, digits, '_', '-', '.', '@' (1 to 128)",
+            ));
         }
         Ok(Jwt::new(secret).mint(&self.account, &self.user, self.role.as_deref(), self.ttl))
     }
@@ -155,7 +188,10 @@ fn missing(setting: &'static str, env: &'static str, flag: &'static str) -> Conf
 }
 
 fn invalid(setting: &'static str, reason: &str) -> ConfigError {
-    ConfigError::Invalid { setting, reason: reason.into() }
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
 }
 
 fn random_secret(prefix: &str) -> String {

@@ -17,7 +17,13 @@ pub const SYNC_PROGRESS: &str = "sync_progress";
 pub const SNAPSHOT: &str = "snapshot";
 
 /// Names the hub emits itself; a backend may not publish them as custom events.
-const RESERVED: [&str; 5] = [PHONE_STATUS_CHANGED, STATUS_SYNC, HEALTH_CHANGED, SYNC_PROGRESS, SNAPSHOT];
+const RESERVED: [&str; 5] = [
+    PHONE_STATUS_CHANGED,
+    STATUS_SYNC,
+    HEALTH_CHANGED,
+    SYNC_PROGRESS,
+    SNAPSHOT,
+];
 
 static CUSTOM_NAME: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"^[a-z][a-z0-9_.:-]{0,63}$").expect("static regex"));
@@ -33,7 +39,9 @@ pub fn valid_account_id(id: &str) -> bool {
 /// Checks a backend-chosen event name against the contract.
 pub fn check_custom_name(name: &str) -> Result<(), String> {
     if !CUSTOM_NAME.is_match(name) {
-        return Err(format!("event name {name:?} must match ^[a-z][a-z0-9_.:-]{{0,63}}$"));
+        return Err(format!(
+            "event name {name:?} must match ^[a-z][a-z0-9_.:-]{{0,63}}$"
+        ));
     }
     if RESERVED.contains(&name) || name.starts_with("statushub:") {
         return Err(format!("event name {name:?} is reserved for the hub"));
@@ -84,7 +92,8 @@ pub fn now() -> OffsetDateTime {
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
@@ -107,7 +116,8 @@ impl PhoneTest {
     pub fn validate(&self) -> Result<(), String> {
         non_empty("phoneNumberId", &self.phone_number_id)?;
         if let Some(t) = &self.tested_at {
-            parse_rfc3339(t).ok_or_else(|| format!("testedAt {t:?} is not an RFC 3339 timestamp"))?;
+            parse_rfc3339(t)
+                .ok_or_else(|| format!("testedAt {t:?} is not an RFC 3339 timestamp"))?;
         }
         Ok(())
     }
@@ -118,7 +128,10 @@ impl PhoneTest {
     pub fn to_data(&self, previous: Option<&Value>, now: &str) -> Value {
         let keep = |field: &str, new: &Option<String>| match new {
             Some(v) => Value::String(v.clone()),
-            None => previous.and_then(|p| p.get(field)).cloned().unwrap_or(Value::Null),
+            None => previous
+                .and_then(|p| p.get(field))
+                .cloned()
+                .unwrap_or(Value::Null),
         };
         json!({
             "phoneNumberId": self.phone_number_id,
@@ -219,7 +232,15 @@ mod tests {
     fn custom_names_follow_the_contract() {
         assert!(check_custom_name("order.paid").is_ok());
         assert!(check_custom_name("a").is_ok());
-        for bad in ["", "Order", "1abc", "has space", "phone_status_changed", "snapshot", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "Order",
+            "1abc",
+            "has space",
+            "phone_status_changed",
+            "snapshot",
+            &"a".repeat(65),
+        ] {
             assert!(check_custom_name(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -238,7 +259,13 @@ mod tests {
         assert_eq!(d1["status"], "ACTIVE");
         assert_eq!(d1["lastTestedAt"], "T1");
         assert_eq!(d1["verifiedName"], Value::Null);
-        let second = PhoneTest { is_active: false, quality_rating: None, display_phone_number: None, tested_at: Some("T0".into()), ..first };
+        let second = PhoneTest {
+            is_active: false,
+            quality_rating: None,
+            display_phone_number: None,
+            tested_at: Some("T0".into()),
+            ..first
+        };
         let d2 = second.to_data(Some(&d1), "T2");
         assert_eq!(d2["status"], "INACTIVE");
         assert_eq!(d2["displayPhoneNumber"], "+1 555");
@@ -248,13 +275,26 @@ mod tests {
 
     #[test]
     fn credential_data_reports_real_changes() {
-        let test = CredentialTest { provider: "binance".into(), user_id: "u1".into(), success: true, error: None, request_id: None };
+        let test = CredentialTest {
+            provider: "binance".into(),
+            user_id: "u1".into(),
+            success: true,
+            error: None,
+            request_id: None,
+        };
         let first = test.to_data(None, "T");
         assert_eq!(first["statusRefreshed"], true);
-        assert_eq!(first["invalidateQueries"][2], json!(["binance-connectivity", "u1"]));
+        assert_eq!(
+            first["invalidateQueries"][2],
+            json!(["binance-connectivity", "u1"])
+        );
         let again = test.to_data(Some(&first), "T2");
         assert_eq!(again["statusRefreshed"], false);
-        let failed = CredentialTest { success: false, error: Some("401".into()), ..test };
+        let failed = CredentialTest {
+            success: false,
+            error: Some("401".into()),
+            ..test
+        };
         assert_eq!(failed.to_data(Some(&first), "T3")["statusRefreshed"], true);
     }
 }

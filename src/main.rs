@@ -19,7 +19,8 @@ fn main() -> ExitCode {
                 Ok(parsed) => parsed,
                 Err(e) => return fail(e),
             };
-            let dev = generated.jwt_secret || generated.api_key || std::env::args().any(|a| a == "--dev");
+            let dev =
+                generated.jwt_secret || generated.api_key || std::env::args().any(|a| a == "--dev");
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => return fail(e),
@@ -27,7 +28,12 @@ fn main() -> ExitCode {
             runtime.block_on(async move {
                 let listener = match tokio::net::TcpListener::bind(config.listen).await {
                     Ok(l) => l,
-                    Err(e) => return fail(format!("cannot bind STATUSHUB_LISTEN (--listen) {}: {e}", config.listen)),
+                    Err(e) => {
+                        return fail(format!(
+                            "cannot bind STATUSHUB_LISTEN (--listen) {}: {e}",
+                            config.listen
+                        ));
+                    }
                 };
                 let url = match listener.local_addr() {
                     Ok(addr) => format!("http://{addr}"),
@@ -54,7 +60,9 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,socketioxide=warn,engineioxide=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -25,7 +25,10 @@ pub enum ServerError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("{setting} is invalid: {reason}")]
-    Config { setting: &'static str, reason: String },
+    Config {
+        setting: &'static str,
+        reason: String,
+    },
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -33,7 +36,11 @@ pub enum ServerError {
 /// Runs the hub on `listener` until `shutdown` resolves, then closes client
 /// connections (they reconnect and resume elsewhere or after a restart),
 /// finishes in-flight requests and returns once the store is flushed.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     if config.redis_url.is_some() {
         return Err(ServerError::Config {
             setting: "STATUSHUB_REDIS_URL (--redis-url)",
@@ -41,7 +48,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         });
     }
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir, config.retention, feed_tx)?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
+        &config.data_dir,
+        config.retention,
+        feed_tx,
+    )?);
     let hub = Hub::start(store, feed_rx, config.limits.clone());
     let jwt = Jwt::new(&config.jwt_secret);
 
@@ -52,7 +63,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         keys: ApiKeys::new(&config.api_keys),
         max_body_bytes: config.limits.max_body_bytes,
     };
-    let app = api::router(state).layer(sio_layer).layer(cors(&config.allowed_origins)?);
+    let app = api::router(state)
+        .layer(sio_layer)
+        .layer(cors(&config.allowed_origins)?);
 
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
@@ -88,5 +101,9 @@ fn cors(origins: &[String]) -> Result<CorsLayer, ServerError> {
     Ok(CorsLayer::new()
         .allow_origin(AllowOrigin::list(values))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, "idempotency-key".parse().expect("static header")]))
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            "idempotency-key".parse().expect("static header"),
+        ]))
 }

@@ -17,7 +17,10 @@ use crate::{
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State, rejection::{PathRejection, QueryRejection}},
+    extract::{
+        DefaultBodyLimit, FromRequest, Path, Query, Request, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -45,14 +48,27 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.max_body_bytes;
     Router::new()
         .route("/v1/accounts/{account}/phone-tests", post(phone_test))
-        .route("/v1/accounts/{account}/credential-tests", post(credential_test))
-        .route("/v1/accounts/{account}/events", post(custom_event).get(events_since))
+        .route(
+            "/v1/accounts/{account}/credential-tests",
+            post(credential_test),
+        )
+        .route(
+            "/v1/accounts/{account}/events",
+            post(custom_event).get(events_since),
+        )
         .route("/v1/accounts/{account}/status", get(status))
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(ready))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+            )
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -75,7 +91,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 ApiError::bad_request(format!("cannot read body: {}", e.body_text()))
             }
         })?;
-        let value = serde_json::from_slice(&raw).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        let value = serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
         Ok(JsonBody { value, raw })
     }
 }
@@ -84,14 +101,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 fn account(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(account) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if !event::valid_account_id(&account) {
-        return Err(ApiError::bad_request(format!("invalid account id {account:?}")));
+        return Err(ApiError::bad_request(format!(
+            "invalid account id {account:?}"
+        )));
     }
     Ok(account)
 }
 
 /// Backend endpoints: only an API key will do.
 fn require_service(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let credential = bearer(headers).ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
+    let credential = bearer(headers)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
     if state.keys.accepts(credential) {
         Ok(())
     } else {
@@ -101,10 +121,15 @@ fn require_service(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError
 
 /// Read endpoints: an API key, or a client token for this very account
 /// (an admin token for any account).
-fn require_reader(state: &AppState, headers: &HeaderMap, query_token: Option<&str>, account: &str) -> Result<(), ApiError> {
-    let credential = bearer(headers)
-        .or(query_token)
-        .ok_or_else(|| ApiError::unauthorized("missing credentials: an API key or a client token"))?;
+fn require_reader(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    account: &str,
+) -> Result<(), ApiError> {
+    let credential = bearer(headers).or(query_token).ok_or_else(|| {
+        ApiError::unauthorized("missing credentials: an API key or a client token")
+    })?;
     if state.keys.accepts(credential) {
         return Ok(());
     }
@@ -112,26 +137,45 @@ fn require_reader(state: &AppState, headers: &HeaderMap, query_token: Option<&st
     if claims.may_read(account) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("this token may not read account {account}")))
+        Err(ApiError::forbidden(format!(
+            "this token may not read account {account}"
+        )))
     }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok().and_then(auth::bearer)
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .and_then(auth::bearer)
 }
 
-fn idempotency(headers: &HeaderMap, route: &str, raw: &[u8]) -> Result<Option<Idempotency>, ApiError> {
-    let Some(key) = headers.get("idempotency-key") else { return Ok(None) };
+fn idempotency(
+    headers: &HeaderMap,
+    route: &str,
+    raw: &[u8],
+) -> Result<Option<Idempotency>, ApiError> {
+    let Some(key) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = key
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
-        .ok_or_else(|| ApiError::bad_request(format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters")))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            ))
+        })?;
     let mut hasher = Sha256::new();
     hasher.update(route.as_bytes());
     hasher.update([0]);
     hasher.update(raw);
-    Ok(Some(Idempotency { key: key.to_owned(), fingerprint: hex::encode(hasher.finalize()) }))
+    Ok(Some(Idempotency {
+        key: key.to_owned(),
+        fingerprint: hex::encode(hasher.finalize()),
+    }))
 }
 
 /// 201 with the receipt; a replay says so in `Idempotent-Replayed`.
@@ -139,7 +183,9 @@ fn created(appended: Appended) -> Response {
     let replayed = matches!(appended, Appended::Replayed(_));
     let mut response = (StatusCode::CREATED, Json(appended.receipt().clone())).into_response();
     if replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
 }
@@ -158,8 +204,17 @@ async fn phone_test(
     let key = test.phone_number_id.clone();
     let now = event::rfc3339(event::now());
     let derive = Arc::new(move |previous: Option<&serde_json::Value>| test.to_data(previous, &now));
-    let body = Body::Derived { section: Section::Phones, key, derive };
-    Ok(created(state.hub.publish(&account, event::PHONE_STATUS_CHANGED, body, idem).await?))
+    let body = Body::Derived {
+        section: Section::Phones,
+        key,
+        derive,
+    };
+    Ok(created(
+        state
+            .hub
+            .publish(&account, event::PHONE_STATUS_CHANGED, body, idem)
+            .await?,
+    ))
 }
 
 async fn credential_test(
@@ -176,8 +231,17 @@ async fn credential_test(
     let key = test.provider.clone();
     let now = event::rfc3339(event::now());
     let derive = Arc::new(move |previous: Option<&serde_json::Value>| test.to_data(previous, &now));
-    let body = Body::Derived { section: Section::Credentials, key, derive };
-    Ok(created(state.hub.publish(&account, event::STATUS_SYNC, body, idem).await?))
+    let body = Body::Derived {
+        section: Section::Credentials,
+        key,
+        derive,
+    };
+    Ok(created(
+        state
+            .hub
+            .publish(&account, event::STATUS_SYNC, body, idem)
+            .await?,
+    ))
 }
 
 async fn custom_event(
@@ -192,7 +256,12 @@ async fn custom_event(
     let CustomEvent { event: name, data } = body.value;
     event::check_custom_name(&name).map_err(ApiError::bad_request)?;
     let data = serde_json::value::to_raw_value(&data).map_err(ApiError::internal)?;
-    Ok(created(state.hub.publish(&account, &name, Body::Fixed(data), idem).await?))
+    Ok(created(
+        state
+            .hub
+            .publish(&account, &name, Body::Fixed(data), idem)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -215,7 +284,9 @@ async fn events_since(
     let since = query.since.unwrap_or(0);
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
     }
     let history = state.hub.history(&account, since, limit).await?;
     let last = history.events.last().map_or(since, |e| e.seq);
@@ -243,7 +314,11 @@ async fn status(
 
 async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
     state.hub.ready().await.map_err(|_| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store is unavailable",
+        )
     })?;
     Ok(Json(json!({ "status": "ready" })).into_response())
 }

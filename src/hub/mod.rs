@@ -67,7 +67,11 @@ pub struct Published {
 impl Published {
     fn new(event: Event) -> Self {
         let meta = serde_json::value::to_raw_value(&event.meta()).expect("meta is plain JSON");
-        Published { event, meta, envelope: OnceLock::new() }
+        Published {
+            event,
+            meta,
+            envelope: OnceLock::new(),
+        }
     }
 
     /// The full envelope as JSON, encoded on first use.
@@ -103,7 +107,11 @@ pub struct Hub {
 impl Hub {
     /// Starts the hub's dispatcher on `feed` (the receiving end of the channel
     /// the store was opened with) and its retention task.
-    pub fn start(store: Arc<dyn Store>, feed: mpsc::Receiver<Arc<Event>>, limits: Limits) -> Arc<Hub> {
+    pub fn start(
+        store: Arc<dyn Store>,
+        feed: mpsc::Receiver<Arc<Event>>,
+        limits: Limits,
+    ) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             store,
             limits,
@@ -132,7 +140,11 @@ impl Hub {
             body,
             idempotency,
         };
-        let appended = self.store.append(draft).await.inspect_err(|e| self.note_store_error(e))?;
+        let appended = self
+            .store
+            .append(draft)
+            .await
+            .inspect_err(|e| self.note_store_error(e))?;
         if matches!(appended, Appended::New(_)) {
             self.counters.published.fetch_add(1, Ordering::Relaxed);
         }
@@ -140,11 +152,24 @@ impl Hub {
     }
 
     pub async fn snapshot(&self, account_id: &str) -> Result<Snapshot, HubError> {
-        Ok(self.store.snapshot(account_id).await.inspect_err(|e| self.note_store_error(e))?)
+        Ok(self
+            .store
+            .snapshot(account_id)
+            .await
+            .inspect_err(|e| self.note_store_error(e))?)
     }
 
-    pub async fn history(&self, account_id: &str, since: u64, limit: usize) -> Result<crate::store::History, HubError> {
-        Ok(self.store.events_since(account_id, since, limit).await.inspect_err(|e| self.note_store_error(e))?)
+    pub async fn history(
+        &self,
+        account_id: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<crate::store::History, HubError> {
+        Ok(self
+            .store
+            .events_since(account_id, since, limit)
+            .await
+            .inspect_err(|e| self.note_store_error(e))?)
     }
 
     pub async fn ready(&self) -> Result<(), HubError> {
@@ -160,11 +185,24 @@ impl Hub {
     /// Subscribes a connection to an account. It first receives the snapshot
     /// (no `since`) or the retained events after `since` (a snapshot with
     /// `reset: true` when they are no longer retained), then live events.
-    pub fn subscribe(self: &Arc<Self>, account_id: &str, since: Option<u64>, sink: Arc<dyn Sink>) -> Arc<Subscription> {
+    pub fn subscribe(
+        self: &Arc<Self>,
+        account_id: &str,
+        since: Option<u64>,
+        sink: Arc<dyn Sink>,
+    ) -> Arc<Subscription> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let sub = Arc::new(Subscription::new(id, account_id.to_owned(), sink, self.limits.queue_size));
+        let sub = Arc::new(Subscription::new(
+            id,
+            account_id.to_owned(),
+            sink,
+            self.limits.queue_size,
+        ));
         // Registered before reading the store, so nothing committed after the read is missed.
-        self.subscriptions.entry(account_id.to_owned()).or_default().push(sub.clone());
+        self.subscriptions
+            .entry(account_id.to_owned())
+            .or_default()
+            .push(sub.clone());
         tokio::spawn(self.clone().catch_up(sub.clone(), since));
         sub
     }
@@ -180,7 +218,8 @@ impl Hub {
             None => false,
         };
         if emptied {
-            self.subscriptions.remove_if(&sub.account_id, |_, subs| subs.is_empty());
+            self.subscriptions
+                .remove_if(&sub.account_id, |_, subs| subs.is_empty());
         }
     }
 
@@ -189,7 +228,9 @@ impl Hub {
     pub fn disconnect(&self, sub: &Subscription, reason: DisconnectReason) {
         if sub.mark_closed() {
             if reason == DisconnectReason::Slow {
-                self.counters.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .slow_disconnects
+                    .fetch_add(1, Ordering::Relaxed);
             }
             tracing::info!(account = %sub.account_id, subscription = sub.id, reason = reason.code(), "disconnecting subscriber");
             sub.sink.close(reason);
@@ -218,7 +259,9 @@ impl Hub {
                     }
                 }
             }
-            self.counters.delivered.fetch_add(delivered, Ordering::Relaxed);
+            self.counters
+                .delivered
+                .fetch_add(delivered, Ordering::Relaxed);
             // Outside the map guard: closing may re-enter `unsubscribe`.
             for (sub, reason) in to_drop {
                 self.disconnect(&sub, reason);
@@ -243,15 +286,28 @@ impl Hub {
         }
     }
 
-    async fn send_snapshot(&self, sub: &Subscription, reset: Option<bool>, deadline: Instant) -> Result<(), DisconnectReason> {
-        let mut snapshot = self.snapshot(&sub.account_id).await.map_err(|_| DisconnectReason::Unavailable)?;
+    async fn send_snapshot(
+        &self,
+        sub: &Subscription,
+        reset: Option<bool>,
+        deadline: Instant,
+    ) -> Result<(), DisconnectReason> {
+        let mut snapshot = self
+            .snapshot(&sub.account_id)
+            .await
+            .map_err(|_| DisconnectReason::Unavailable)?;
         snapshot.reset = reset;
         send_patiently(sub, Outbound::Snapshot(&snapshot), deadline).await?;
         sub.advance(snapshot.seq);
         Ok(())
     }
 
-    async fn replay(&self, sub: &Subscription, mut since: u64, deadline: Instant) -> Result<(), DisconnectReason> {
+    async fn replay(
+        &self,
+        sub: &Subscription,
+        mut since: u64,
+        deadline: Instant,
+    ) -> Result<(), DisconnectReason> {
         loop {
             let history = self
                 .history(&sub.account_id, since, CATCH_UP_PAGE)
@@ -277,7 +333,11 @@ impl Hub {
 
 /// Sends a catch-up message, waiting for room in the connection's queue
 /// until the catch-up deadline: replay is paced by the client, live fan-out is not.
-async fn send_patiently(sub: &Subscription, msg: Outbound<'_>, deadline: Instant) -> Result<(), DisconnectReason> {
+async fn send_patiently(
+    sub: &Subscription,
+    msg: Outbound<'_>,
+    deadline: Instant,
+) -> Result<(), DisconnectReason> {
     let mut pause = Duration::from_millis(1);
     loop {
         if sub.is_closed() {
@@ -286,7 +346,9 @@ async fn send_patiently(sub: &Subscription, msg: Outbound<'_>, deadline: Instant
         match sub.sink.try_send(msg) {
             Ok(()) => return Ok(()),
             Err(SinkError::Closed) => return Err(DisconnectReason::Gone),
-            Err(SinkError::Full) if Instant::now() >= deadline => return Err(DisconnectReason::Slow),
+            Err(SinkError::Full) if Instant::now() >= deadline => {
+                return Err(DisconnectReason::Slow);
+            }
             Err(SinkError::Full) => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(50));

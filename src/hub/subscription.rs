@@ -74,13 +74,23 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(super) fn new(id: u64, account_id: String, sink: Arc<dyn Sink>, pending_limit: usize) -> Self {
+    pub(super) fn new(
+        id: u64,
+        account_id: String,
+        sink: Arc<dyn Sink>,
+        pending_limit: usize,
+    ) -> Self {
         Subscription {
             id,
             account_id,
             sink,
             pending_limit,
-            state: Mutex::new(State { live: false, closed: false, last_seq: 0, pending: VecDeque::new() }),
+            state: Mutex::new(State {
+                live: false,
+                closed: false,
+                last_seq: 0,
+                pending: VecDeque::new(),
+            }),
         }
     }
 
@@ -130,7 +140,6 @@ impl Subscription {
         let mut state = self.state();
         state.last_seq = state.last_seq.max(seq);
     }
-
 
     /// Sends the parked events that follow what the catch-up delivered; goes
     /// live when they run out without a gap.

@@ -42,7 +42,12 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 4] = [Section::Phones, Section::Credentials, Section::Monitors, Section::Jobs];
+    pub const ALL: [Section; 4] = [
+        Section::Phones,
+        Section::Credentials,
+        Section::Monitors,
+        Section::Jobs,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,7 +59,9 @@ impl Section {
     }
 
     pub fn parse(s: &str) -> Option<Section> {
-        Section::ALL.into_iter().find(|section| section.as_str() == s)
+        Section::ALL
+            .into_iter()
+            .find(|section| section.as_str() == s)
     }
 }
 
@@ -69,7 +76,11 @@ pub enum Body {
     /// Data known up front (already JSON); the snapshot is untouched.
     Fixed(Box<RawValue>),
     /// Data derived from one snapshot entry, which then holds that data.
-    Derived { section: Section, key: String, derive: Derive },
+    Derived {
+        section: Section,
+        key: String,
+        derive: Derive,
+    },
 }
 
 /// `Idempotency-Key` plus a fingerprint of the request it came with.
@@ -169,7 +180,12 @@ pub trait Store: Send + Sync + 'static {
     fn snapshot<'a>(&'a self, account_id: &'a str) -> StoreFuture<'a, Snapshot>;
 
     /// Up to `limit` retained events with seq > `since`, ascending.
-    fn events_since<'a>(&'a self, account_id: &'a str, since: u64, limit: usize) -> StoreFuture<'a, History>;
+    fn events_since<'a>(
+        &'a self,
+        account_id: &'a str,
+        since: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, History>;
 
     /// Drops events older than the retention age and expired idempotency
     /// records. Returns how many events were dropped. Safe to run any time.

@@ -84,15 +84,23 @@ impl SqliteStore {
     /// Opens (creating and migrating) `data_dir/statushub.db` and starts the
     /// writer thread, which sends every committed event on `feed`.
     pub fn open(data_dir: &Path, retention: Retention, feed: Feed) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
         let path = data_dir.join("statushub.db");
         let mut writer = open_connection(&path).map_err(unavailable)?;
         migrate(&mut writer).map_err(unavailable)?;
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || Writer { conn: writer, retention, feed }.run(rx))
+            .spawn(move || {
+                Writer {
+                    conn: writer,
+                    retention,
+                    feed,
+                }
+                .run(rx)
+            })
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs,
@@ -101,7 +109,10 @@ impl SqliteStore {
         })
     }
 
-    async fn submit<T>(&self, job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job) -> Result<T, StoreError> {
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send(job(tx))
@@ -147,7 +158,12 @@ impl Store for SqliteStore {
         Box::pin(self.read(move |conn| read_snapshot(conn, account_id)))
     }
 
-    fn events_since<'a>(&'a self, account_id: &'a str, since: u64, limit: usize) -> StoreFuture<'a, History> {
+    fn events_since<'a>(
+        &'a self,
+        account_id: &'a str,
+        since: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, History> {
         let account_id = account_id.to_owned();
         Box::pin(self.read(move |conn| read_history(conn, &account_id, since, limit)))
     }
@@ -253,8 +269,13 @@ impl Writer {
         }
     }
 
-    fn write_batch(&mut self, drafts: &[&Draft]) -> rusqlite::Result<Vec<Result<Outcome, StoreError>>> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    fn write_batch(
+        &mut self,
+        drafts: &[&Draft],
+    ) -> rusqlite::Result<Vec<Result<Outcome, StoreError>>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
         let mut outcomes = Vec::with_capacity(drafts.len());
         for draft in drafts {
@@ -268,9 +289,14 @@ impl Writer {
         let now = now_ms();
         let events_cutoff = now - self.retention.max_age.as_millis() as i64;
         let idem_cutoff = now - self.retention.idempotency_ttl.as_millis() as i64;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dropped = tx.execute("DELETE FROM events WHERE stored_ms < ?1", [events_cutoff])?;
-        tx.execute("DELETE FROM idempotency WHERE created_ms < ?1", [idem_cutoff])?;
+        tx.execute(
+            "DELETE FROM idempotency WHERE created_ms < ?1",
+            [idem_cutoff],
+        )?;
         tx.commit()?;
         Ok(dropped as u64)
     }
@@ -306,14 +332,24 @@ fn append_one(
                  WHERE account_id = ?1 AND key = ?2 AND created_ms >= ?3",
             )?
             .query_row(params![account, idem.key, ttl_cutoff], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?, r.get(2)?, r.get(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u64>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
             })
             .optional()?;
         if let Some((fingerprint, seq, id, published_at)) = seen {
             if fingerprint != idem.fingerprint {
                 return Ok(Err(StoreError::IdempotencyConflict));
             }
-            let receipt = Receipt { id, account_id: account.to_owned(), seq, published_at };
+            let receipt = Receipt {
+                id,
+                account_id: account.to_owned(),
+                seq,
+                published_at,
+            };
             return Ok(Ok(Outcome::Replayed(receipt)));
         }
     }
@@ -327,10 +363,18 @@ fn append_one(
 
     let data: Box<RawValue> = match &draft.body {
         Body::Fixed(data) => data.clone(),
-        Body::Derived { section, key, derive } => {
+        Body::Derived {
+            section,
+            key,
+            derive,
+        } => {
             let previous: Option<Value> = tx
-                .prepare_cached("SELECT value FROM entries WHERE account_id = ?1 AND section = ?2 AND key = ?3")?
-                .query_row(params![account, section.as_str(), key], |r| r.get::<_, String>(0))
+                .prepare_cached(
+                    "SELECT value FROM entries WHERE account_id = ?1 AND section = ?2 AND key = ?3",
+                )?
+                .query_row(params![account, section.as_str(), key], |r| {
+                    r.get::<_, String>(0)
+                })
                 .optional()?
                 .and_then(|text| serde_json::from_str(&text).ok());
             let data = serde_json::value::to_raw_value(&derive(previous.as_ref()))
@@ -348,7 +392,15 @@ fn append_one(
         "INSERT INTO events (account_id, seq, id, event, data, published_at, stored_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![account, seq, draft.id, draft.event, data.get(), draft.published_at, now])?;
+    .execute(params![
+        account,
+        seq,
+        draft.id,
+        draft.event,
+        data.get(),
+        draft.published_at,
+        now
+    ])?;
     tx.prepare_cached(
         "INSERT INTO accounts (account_id, head) VALUES (?1, ?2)
          ON CONFLICT (account_id) DO UPDATE SET head = excluded.head",
@@ -391,12 +443,15 @@ fn read_snapshot(conn: &mut Connection, account_id: String) -> rusqlite::Result<
         ..Snapshot::default()
     };
     {
-        let mut stmt = tx.prepare_cached("SELECT section, key, value FROM entries WHERE account_id = ?1")?;
+        let mut stmt =
+            tx.prepare_cached("SELECT section, key, value FROM entries WHERE account_id = ?1")?;
         let mut rows = stmt.query([&account_id])?;
         while let Some(row) = rows.next()? {
             let section: String = row.get(0)?;
             let value: String = row.get(2)?;
-            if let (Some(section), Ok(value)) = (Section::parse(&section), serde_json::from_str(&value)) {
+            if let (Some(section), Ok(value)) =
+                (Section::parse(&section), serde_json::from_str(&value))
+            {
                 snapshot.section_mut(section).insert(row.get(1)?, value);
             }
         }
@@ -405,7 +460,12 @@ fn read_snapshot(conn: &mut Connection, account_id: String) -> rusqlite::Result<
     Ok(snapshot)
 }
 
-fn read_history(conn: &mut Connection, account_id: &str, since: u64, limit: usize) -> rusqlite::Result<History> {
+fn read_history(
+    conn: &mut Connection,
+    account_id: &str,
+    since: u64,
+    limit: usize,
+) -> rusqlite::Result<History> {
     let tx = conn.transaction()?;
     let head = read_head(&tx, account_id)?;
     let first: Option<u64> = tx
@@ -425,12 +485,21 @@ fn read_history(conn: &mut Connection, account_id: &str, since: u64, limit: usiz
                 seq: row.get(0)?,
                 id: row.get(1)?,
                 event: row.get(2)?,
-                data: RawValue::from_string(data)
-                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?,
+                data: RawValue::from_string(data).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        3,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?,
                 published_at: row.get(4)?,
                 account_id: account_id.to_owned(),
             });
         }
     }
-    Ok(History { events, head, complete })
+    Ok(History {
+        events,
+        head,
+        complete,
+    })
 }

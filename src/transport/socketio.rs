@@ -17,12 +17,11 @@ use crate::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::{
-    SocketIo,
+    SendError, SocketError, SocketIo,
     extract::{AckSender, SocketRef, State, TryData},
     handler::ConnectHandler,
     layer::SocketIoLayer,
     socket::DisconnectReason as SioDisconnectReason,
-    SendError, SocketError,
 };
 use std::{
     sync::{Arc, Mutex},
@@ -114,8 +113,13 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
         return;
     };
     let subs = Subs::default();
-    let sink: Arc<dyn Sink> = Arc::new(SocketSink { socket: socket.clone() });
-    subs.lock().push(ctx.hub.subscribe(&conn.claims.account_id, conn.since, sink.clone()));
+    let sink: Arc<dyn Sink> = Arc::new(SocketSink {
+        socket: socket.clone(),
+    });
+    subs.lock().push(
+        ctx.hub
+            .subscribe(&conn.claims.account_id, conn.since, sink.clone()),
+    );
     socket.extensions.insert(subs.clone());
     tracing::info!(transport = "socketio", socket = %socket.id, account = %conn.claims.account_id,
         user = %conn.claims.sub, since = ?conn.since, "connection opened");
@@ -139,29 +143,46 @@ struct SubscribeRequest {
     since: Option<Value>,
 }
 
-async fn on_subscribe(socket: SocketRef, TryData(req): TryData<SubscribeRequest>, ack: AckSender, State(ctx): State<Ctx>) {
+async fn on_subscribe(
+    socket: SocketRef,
+    TryData(req): TryData<SubscribeRequest>,
+    ack: AckSender,
+    State(ctx): State<Ctx>,
+) {
     let answer = subscribe(&socket, req.map_err(|e| e.to_string()), &ctx).await;
     let _ = ack.send(&answer);
 }
 
 async fn subscribe(socket: &SocketRef, req: Result<SubscribeRequest, String>, ctx: &Ctx) -> Value {
-    let error = |code: &str, message: String| json!({ "error": { "code": code, "message": message } });
+    let error =
+        |code: &str, message: String| json!({ "error": { "code": code, "message": message } });
     let req = match req {
         Ok(req) => req,
-        Err(e) => return error("bad_request", format!("subscribe takes {{accountId, since?}}: {e}")),
+        Err(e) => {
+            return error(
+                "bad_request",
+                format!("subscribe takes {{accountId, since?}}: {e}"),
+            );
+        }
     };
     let since = match parse_since(req.since) {
         Ok(since) => since,
         Err(e) => return error("bad_request", e.to_string()),
     };
-    let (Some(conn), Some(subs)) = (socket.extensions.get::<Conn>(), socket.extensions.get::<Subs>()) else {
+    let (Some(conn), Some(subs)) = (
+        socket.extensions.get::<Conn>(),
+        socket.extensions.get::<Subs>(),
+    ) else {
         return error("unauthorized", "not connected".into());
     };
     if !event::valid_account_id(&req.account_id) {
         return error("bad_request", "invalid accountId".into());
     }
     if !conn.claims.may_read(&req.account_id) {
-        return error("forbidden", format!("this token may not subscribe to account {}", req.account_id));
+        return error(
+            "forbidden",
+            format!("this token may not subscribe to account {}", req.account_id),
+        );
     }
     let head = match ctx.hub.history(&req.account_id, u64::MAX, 0).await {
         Ok(history) => history.head,
@@ -170,9 +191,14 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeRequest, String>, ct
     let mut subs = subs.lock();
     if !subs.iter().any(|s| s.account_id == req.account_id) {
         if subs.len() >= MAX_SUBSCRIPTIONS {
-            return error("too_many_subscriptions", format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"));
+            return error(
+                "too_many_subscriptions",
+                format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
+            );
         }
-        let sink: Arc<dyn Sink> = Arc::new(SocketSink { socket: socket.clone() });
+        let sink: Arc<dyn Sink> = Arc::new(SocketSink {
+            socket: socket.clone(),
+        });
         subs.push(ctx.hub.subscribe(&req.account_id, since, sink));
     }
     json!({ "ok": true, "seq": head })
@@ -185,7 +211,9 @@ struct SocketSink {
 impl Sink for SocketSink {
     fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError> {
         let sent = match msg {
-            Outbound::Event(p) => self.socket.emit(&p.event.event, &(&*p.event.data, &*p.meta)),
+            Outbound::Event(p) => self
+                .socket
+                .emit(&p.event.event, &(&*p.event.data, &*p.meta)),
             Outbound::Snapshot(s) => self.socket.emit(event::SNAPSHOT, s),
         };
         sent.map_err(|e| match e {
@@ -203,7 +231,9 @@ impl Sink for SocketSink {
                 if !socket.connected() {
                     return;
                 }
-                if socket.emit("statushub:disconnect", &notice).is_ok() && socket.clone().disconnect().is_ok() {
+                if socket.emit("statushub:disconnect", &notice).is_ok()
+                    && socket.clone().disconnect().is_ok()
+                {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
