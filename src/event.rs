@@ -5,6 +5,7 @@
 //! entry where an event depends on it), so the store can run it inside its
 //! append transaction and the rules are unit-testable without a server.
 
+use crate::store::Section;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json, value::RawValue};
 use std::sync::LazyLock;
@@ -100,6 +101,20 @@ pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }
 
+/// A backend's test report: validated, then turned into an event that
+/// updates one snapshot entry.
+pub trait Report: serde::de::DeserializeOwned + Send + Sync + 'static {
+    /// Route name, part of the idempotency fingerprint.
+    const ROUTE: &'static str;
+    const EVENT: &'static str;
+    const SECTION: Section;
+    fn validate(&self) -> Result<(), String>;
+    /// The snapshot entry this report updates.
+    fn key(&self) -> String;
+    /// The event's data, given the entry's previous value.
+    fn to_data(&self, previous: Option<&Value>, now: &str) -> Value;
+}
+
 /// `POST /v1/accounts/{account}/phone-tests`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -112,8 +127,16 @@ pub struct PhoneTest {
     pub tested_at: Option<String>,
 }
 
-impl PhoneTest {
-    pub fn validate(&self) -> Result<(), String> {
+impl Report for PhoneTest {
+    const ROUTE: &'static str = "phone-tests";
+    const EVENT: &'static str = PHONE_STATUS_CHANGED;
+    const SECTION: Section = Section::Phones;
+
+    fn key(&self) -> String {
+        self.phone_number_id.clone()
+    }
+
+    fn validate(&self) -> Result<(), String> {
         non_empty("phoneNumberId", &self.phone_number_id)?;
         if let Some(t) = &self.tested_at {
             parse_rfc3339(t)
@@ -125,7 +148,7 @@ impl PhoneTest {
     /// `phone_status_changed` data. Descriptive fields this test does not
     /// carry keep the phone's last known value, so a bare `isActive` report
     /// does not blank the number a tab is showing.
-    pub fn to_data(&self, previous: Option<&Value>, now: &str) -> Value {
+    fn to_data(&self, previous: Option<&Value>, now: &str) -> Value {
         let keep = |field: &str, new: &Option<String>| match new {
             Some(v) => Value::String(v.clone()),
             None => previous
@@ -157,33 +180,26 @@ pub struct CredentialTest {
     pub request_id: Option<String>,
 }
 
-impl CredentialTest {
-    pub fn validate(&self) -> Result<(), String> {
-        non_empty("provider", &self.provider)?;
-        non_empty("userId", &self.user_id)
+impl Report for CredentialTest {
+    const ROUTE: &'static str = "credential-tests";
+    const EVENT: &'static str = STATUS_SYNC;
+    const SECTION: Section = Section::Credentials;
+
+    fn key(&self) -> String {
+        self.provider.clone()
     }
 
-    /// The client cache keys a credential test makes stale (documented in the README).
-    pub fn invalidate_queries(&self) -> Vec<Vec<String>> {
-        let user = self.user_id.clone();
-        vec![
-            vec!["credential-status".into(), user.clone()],
-            vec!["api-credentials".into(), user.clone()],
-            vec![format!("{}-connectivity", self.provider), user.clone()],
-            vec!["account-balance".into(), user, "active".into()],
-        ]
+    fn validate(&self) -> Result<(), String> {
+        non_empty("provider", &self.provider)?;
+        non_empty("userId", &self.user_id)
     }
 
     /// `status_sync` data. `statusRefreshed` is true when the hub's stored
     /// status for this provider changed (first report, or success/error
     /// differ from the last one); `cacheInvalidated` is true when the event
     /// names client caches to refetch.
-    pub fn to_data(&self, previous: Option<&Value>, now: &str) -> Value {
-        let status_changed = previous.is_none_or(|p| {
-            p.get("success") != Some(&Value::Bool(self.success))
-                || p.get("userId").and_then(Value::as_str) != Some(self.user_id.as_str())
-                || p.get("error").and_then(Value::as_str) != self.error.as_deref()
-        });
+    fn to_data(&self, previous: Option<&Value>, now: &str) -> Value {
+        let status_changed = self.status_changed(previous);
         let queries = self.invalidate_queries();
         let mut data = json!({
             "provider": self.provider,
@@ -203,6 +219,27 @@ impl CredentialTest {
             data["requestId"] = Value::String(id.clone());
         }
         data
+    }
+}
+
+impl CredentialTest {
+    /// The client cache keys a credential test makes stale (documented in the README).
+    pub fn invalidate_queries(&self) -> Vec<Vec<String>> {
+        let user = self.user_id.clone();
+        vec![
+            vec!["credential-status".into(), user.clone()],
+            vec!["api-credentials".into(), user.clone()],
+            vec![format!("{}-connectivity", self.provider), user.clone()],
+            vec!["account-balance".into(), user, "active".into()],
+        ]
+    }
+
+    fn status_changed(&self, previous: Option<&Value>) -> bool {
+        previous.is_none_or(|p| {
+            p.get("success") != Some(&Value::Bool(self.success))
+                || p.get("userId").and_then(Value::as_str) != Some(self.user_id.as_str())
+                || p.get("error").and_then(Value::as_str) != self.error.as_deref()
+        })
     }
 }
 

@@ -34,13 +34,26 @@ struct Recorder {
 
 impl Recorder {
     fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Recorder { got: Mutex::default(), capacity, closed: Mutex::default() })
+        Arc::new(Recorder {
+            got: Mutex::default(),
+            capacity,
+            closed: Mutex::default(),
+        })
     }
     fn got(&self) -> Vec<Got> {
         self.got.lock().unwrap().clone()
     }
     fn event_seqs(&self) -> Vec<u64> {
-        self.got().into_iter().filter_map(|g| if let Got::Event { seq, .. } = g { Some(seq) } else { None }).collect()
+        self.got()
+            .into_iter()
+            .filter_map(|g| {
+                if let Got::Event { seq, .. } = g {
+                    Some(seq)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
     fn closed(&self) -> Option<DisconnectReason> {
         *self.closed.lock().unwrap()
@@ -54,8 +67,14 @@ impl Sink for Recorder {
             return Err(SinkError::Full);
         }
         got.push(match msg {
-            Outbound::Event(p) => Got::Event { seq: p.event.seq, account: p.event.account_id.clone() },
-            Outbound::Snapshot(s) => Got::Snapshot { seq: s.seq, reset: s.reset == Some(true) },
+            Outbound::Event(p) => Got::Event {
+                seq: p.event.seq,
+                account: p.event.account_id.clone(),
+            },
+            Outbound::Snapshot(s) => Got::Snapshot {
+                seq: s.seq,
+                reset: s.reset == Some(true),
+            },
         });
         Ok(())
     }
@@ -74,7 +93,9 @@ fn start_hub(retention: Retention, limits: Limits) -> (Arc<Hub>, tempfile::TempD
 async fn publish(hub: &Hub, account: &str, n: usize) {
     for i in 0..n {
         let data = serde_json::value::to_raw_value(&json!({ "i": i })).unwrap();
-        hub.publish(account, "tick", Body::Fixed(data), None).await.unwrap();
+        hub.publish(account, "tick", Body::Fixed(data), None)
+            .await
+            .unwrap();
     }
 }
 
@@ -87,7 +108,13 @@ async fn fresh_subscriber_gets_snapshot_then_live_events() {
     wait_for("snapshot", WAIT, || async { !sink.got().is_empty() }).await;
     publish(&hub, "a", 2).await;
     wait_for("live events", WAIT, || async { sink.got().len() == 3 }).await;
-    assert_eq!(sink.got()[0], Got::Snapshot { seq: 2, reset: false });
+    assert_eq!(
+        sink.got()[0],
+        Got::Snapshot {
+            seq: 2,
+            reset: false
+        }
+    );
     assert_eq!(sink.event_seqs(), [3, 4]);
 }
 
@@ -102,14 +129,27 @@ async fn resume_delivers_exactly_the_missed_events_while_publishing_continues() 
     let sink = Recorder::new(1000);
     hub.subscribe("a", Some(20), sink.clone());
     publisher.await.unwrap();
-    wait_for("all 180 missed and live events", WAIT, || async { sink.event_seqs().len() >= 180 }).await;
-    assert_eq!(sink.event_seqs(), (21..=200).collect::<Vec<_>>(), "exactly once, in order");
-    assert!(sink.got().iter().all(|g| matches!(g, Got::Event { .. })), "no snapshot on a retained resume");
+    wait_for("all 180 missed and live events", WAIT, || async {
+        sink.event_seqs().len() >= 180
+    })
+    .await;
+    assert_eq!(
+        sink.event_seqs(),
+        (21..=200).collect::<Vec<_>>(),
+        "exactly once, in order"
+    );
+    assert!(
+        sink.got().iter().all(|g| matches!(g, Got::Event { .. })),
+        "no snapshot on a retained resume"
+    );
 }
 
 #[tokio::test]
 async fn resume_from_before_retention_gets_a_reset_snapshot() {
-    let retention = Retention { max_events: 3, ..Retention::default() };
+    let retention = Retention {
+        max_events: 3,
+        ..Retention::default()
+    };
     let (hub, _dir) = start_hub(retention, Limits::default());
     publish(&hub, "a", 10).await;
     let sink = Recorder::new(100);
@@ -117,7 +157,13 @@ async fn resume_from_before_retention_gets_a_reset_snapshot() {
     wait_for("reset snapshot", WAIT, || async { !sink.got().is_empty() }).await;
     publish(&hub, "a", 1).await;
     wait_for("live event", WAIT, || async { sink.got().len() == 2 }).await;
-    assert_eq!(sink.got()[0], Got::Snapshot { seq: 10, reset: true });
+    assert_eq!(
+        sink.got()[0],
+        Got::Snapshot {
+            seq: 10,
+            reset: true
+        }
+    );
     assert_eq!(sink.event_seqs(), [11]);
 }
 
@@ -128,26 +174,51 @@ async fn a_client_ahead_of_the_hub_starts_over() {
     let sink = Recorder::new(100);
     hub.subscribe("a", Some(99), sink.clone());
     wait_for("reset snapshot", WAIT, || async { !sink.got().is_empty() }).await;
-    assert_eq!(sink.got()[0], Got::Snapshot { seq: 3, reset: true });
+    assert_eq!(
+        sink.got()[0],
+        Got::Snapshot {
+            seq: 3,
+            reset: true
+        }
+    );
 }
 
 #[tokio::test]
 async fn slow_subscriber_is_cut_off_while_others_keep_receiving() {
-    let limits = Limits { queue_size: 16, ..Limits::default() };
+    let limits = Limits {
+        queue_size: 16,
+        ..Limits::default()
+    };
     let (hub, _dir) = start_hub(Retention::default(), limits);
     let slow = Recorder::new(5);
     let fast = Recorder::new(1000);
     hub.subscribe("a", Some(0), slow.clone());
     hub.subscribe("a", Some(0), fast.clone());
-    wait_for("both live", WAIT, || async { hub.subscription_count() == 2 }).await;
+    wait_for("both live", WAIT, || async {
+        hub.subscription_count() == 2
+    })
+    .await;
     publish(&hub, "a", 40).await;
-    wait_for("fast subscriber got everything", WAIT, || async { fast.event_seqs().len() == 40 }).await;
-    wait_for("slow subscriber cut off", WAIT, || async { slow.closed().is_some() }).await;
+    wait_for("fast subscriber got everything", WAIT, || async {
+        fast.event_seqs().len() == 40
+    })
+    .await;
+    wait_for("slow subscriber cut off", WAIT, || async {
+        slow.closed().is_some()
+    })
+    .await;
     assert_eq!(slow.closed(), Some(DisconnectReason::Slow));
     assert_eq!(fast.event_seqs(), (1..=40).collect::<Vec<_>>());
     assert_eq!(fast.closed(), None);
-    assert_eq!(hub.subscription_count(), 1, "the slow subscription is forgotten");
-    assert!(slow.event_seqs().len() <= 5, "nothing beyond its queue was buffered");
+    assert_eq!(
+        hub.subscription_count(),
+        1,
+        "the slow subscription is forgotten"
+    );
+    assert!(
+        slow.event_seqs().len() <= 5,
+        "nothing beyond its queue was buffered"
+    );
 }
 
 #[tokio::test]
@@ -157,11 +228,22 @@ async fn accounts_never_see_each_other() {
     let b = Recorder::new(100);
     hub.subscribe("a", Some(0), a.clone());
     hub.subscribe("b", Some(0), b.clone());
-    wait_for("both live", WAIT, || async { hub.subscription_count() == 2 }).await;
+    wait_for("both live", WAIT, || async {
+        hub.subscription_count() == 2
+    })
+    .await;
     publish(&hub, "a", 5).await;
     publish(&hub, "b", 1).await;
     wait_for("b's own event", WAIT, || async { b.event_seqs() == [1] }).await;
     wait_for("a's events", WAIT, || async { a.event_seqs().len() == 5 }).await;
-    assert!(b.got().iter().all(|g| !matches!(g, Got::Event { account, .. } if account == "a")));
-    assert!(a.got().iter().all(|g| matches!(g, Got::Event { account, .. } if account == "a")));
+    assert!(
+        b.got()
+            .iter()
+            .all(|g| !matches!(g, Got::Event { account, .. } if account == "a"))
+    );
+    assert!(
+        a.got()
+            .iter()
+            .all(|g| matches!(g, Got::Event { account, .. } if account == "a"))
+    );
 }

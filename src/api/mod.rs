@@ -10,18 +10,18 @@ pub use error::ApiError;
 
 use crate::{
     auth::{self, ApiKeys, Jwt},
-    event::{self, CredentialTest, CustomEvent, PhoneTest},
+    event::{self, CredentialTest, CustomEvent, PhoneTest, Report},
     hub::Hub,
-    store::{Appended, Body, Idempotency, Section},
+    store::{Appended, Body, Idempotency},
 };
 use axum::{
     Json, Router,
     body::Bytes,
     extract::{
-        DefaultBodyLimit, FromRequest, Path, Query, Request, State,
-        rejection::{PathRejection, QueryRejection},
+        DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
+        rejection::PathRejection,
     },
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -47,10 +47,13 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.max_body_bytes;
     Router::new()
-        .route("/v1/accounts/{account}/phone-tests", post(phone_test))
+        .route(
+            "/v1/accounts/{account}/phone-tests",
+            post(report::<PhoneTest>),
+        )
         .route(
             "/v1/accounts/{account}/credential-tests",
-            post(credential_test),
+            post(report::<CredentialTest>),
         )
         .route(
             "/v1/accounts/{account}/events",
@@ -190,57 +193,28 @@ fn created(appended: Appended) -> Response {
     response
 }
 
-async fn phone_test(
+async fn report<R: Report>(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: JsonBody<PhoneTest>,
+    body: JsonBody<R>,
 ) -> Result<Response, ApiError> {
     let account = account(path)?;
     require_service(&state, &headers)?;
-    let idem = idempotency(&headers, "phone-tests", &body.raw)?;
-    let test = body.value;
-    test.validate().map_err(ApiError::bad_request)?;
-    let key = test.phone_number_id.clone();
+    let idem = idempotency(&headers, R::ROUTE, &body.raw)?;
+    let report = body.value;
+    report.validate().map_err(ApiError::bad_request)?;
+    let key = report.key();
     let now = event::rfc3339(event::now());
-    let derive = Arc::new(move |previous: Option<&serde_json::Value>| test.to_data(previous, &now));
+    let derive =
+        Arc::new(move |previous: Option<&serde_json::Value>| report.to_data(previous, &now));
     let body = Body::Derived {
-        section: Section::Phones,
+        section: R::SECTION,
         key,
         derive,
     };
     Ok(created(
-        state
-            .hub
-            .publish(&account, event::PHONE_STATUS_CHANGED, body, idem)
-            .await?,
-    ))
-}
-
-async fn credential_test(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: JsonBody<CredentialTest>,
-) -> Result<Response, ApiError> {
-    let account = account(path)?;
-    require_service(&state, &headers)?;
-    let idem = idempotency(&headers, "credential-tests", &body.raw)?;
-    let test = body.value;
-    test.validate().map_err(ApiError::bad_request)?;
-    let key = test.provider.clone();
-    let now = event::rfc3339(event::now());
-    let derive = Arc::new(move |previous: Option<&serde_json::Value>| test.to_data(previous, &now));
-    let body = Body::Derived {
-        section: Section::Credentials,
-        key,
-        derive,
-    };
-    Ok(created(
-        state
-            .hub
-            .publish(&account, event::STATUS_SYNC, body, idem)
-            .await?,
+        state.hub.publish(&account, R::EVENT, body, idem).await?,
     ))
 }
 
@@ -272,26 +246,41 @@ struct ReadQuery {
     token: Option<String>,
 }
 
+/// An authorized read of one account: the path, the query and the
+/// credentials (API key, or the account's own or an admin token) checked.
+struct AccountRead {
+    account: String,
+    query: ReadQuery,
+}
+
+impl FromRequestParts<AppState> for AccountRead {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let account = account(Path::<String>::from_request_parts(parts, state).await)?;
+        let Query(query) = Query::<ReadQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        require_reader(state, &parts.headers, query.token.as_deref(), &account)?;
+        Ok(AccountRead { account, query })
+    }
+}
+
 async fn events_since(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<ReadQuery>, QueryRejection>,
-    headers: HeaderMap,
+    read: AccountRead,
 ) -> Result<Response, ApiError> {
-    let account = account(path)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    require_reader(&state, &headers, query.token.as_deref(), &account)?;
-    let since = query.since.unwrap_or(0);
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    let since = read.query.since.unwrap_or(0);
+    let limit = read.query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    let history = state.hub.history(&account, since, limit).await?;
+    let history = state.hub.history(&read.account, since, limit).await?;
     let last = history.events.last().map_or(since, |e| e.seq);
     Ok(Json(json!({
-        "accountId": account,
+        "accountId": read.account,
         "seq": history.head,
         "reset": !history.complete,
         "hasMore": last < history.head && history.events.len() == limit,
@@ -300,16 +289,8 @@ async fn events_since(
     .into_response())
 }
 
-async fn status(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<ReadQuery>, QueryRejection>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let account = account(path)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    require_reader(&state, &headers, query.token.as_deref(), &account)?;
-    Ok(Json(state.hub.snapshot(&account).await?).into_response())
+async fn status(State(state): State<AppState>, read: AccountRead) -> Result<Response, ApiError> {
+    Ok(Json(state.hub.snapshot(&read.account).await?).into_response())
 }
 
 async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {

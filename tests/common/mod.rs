@@ -71,11 +71,13 @@ impl TestServer {
     }
 
     pub fn token(&self, account: &str) -> String {
-        self.jwt.mint(account, "user-1", None, Duration::from_secs(3600))
+        self.jwt
+            .mint(account, "user-1", None, Duration::from_secs(3600))
     }
 
     pub fn admin_token(&self) -> String {
-        self.jwt.mint("ops", "admin-1", Some("admin"), Duration::from_secs(3600))
+        self.jwt
+            .mint("ops", "admin-1", Some("admin"), Duration::from_secs(3600))
     }
 
     /// POSTs JSON to `path` with the API key.
@@ -113,7 +115,12 @@ impl TestServer {
 
     /// Retained events of an account after `since`, read with the API key.
     pub async fn events(&self, account: &str, since: u64) -> Vec<Value> {
-        let (status, body) = self.get(&format!("/v1/accounts/{account}/events?since={since}&limit=10000"), Some(API_KEY)).await;
+        let (status, body) = self
+            .get(
+                &format!("/v1/accounts/{account}/events?since={since}&limit=10000"),
+                Some(API_KEY),
+            )
+            .await;
         assert_eq!(status, 200, "events read failed: {body}");
         body["events"].as_array().cloned().unwrap_or_default()
     }
@@ -158,7 +165,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -166,6 +176,9 @@ where
 /// Asserts the contract's error shape and returns the code.
 pub fn error_code(body: &Value) -> &str {
     let code = body["error"]["code"].as_str();
-    assert!(code.is_some() && body["error"]["message"].is_string(), "not the contract's error shape: {body}");
+    assert!(
+        code.is_some() && body["error"]["message"].is_string(),
+        "not the contract's error shape: {body}"
+    );
     code.unwrap_or_default()
 }
