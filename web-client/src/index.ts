@@ -1,0 +1,12 @@
+export { connect } from './client.js';
+export type {
+  ConnectOptions,
+  ConnectionStatus,
+  EventListener,
+  SocketIoOptions,
+  StatushubClient,
+  Unsubscribe,
+} from './client.js';
+export { applyEvent, applySnapshot, initialState, reduceData } from './state.js';
+export type { EventOutcome, HubState } from './state.js';
+export type * from './types.js';
