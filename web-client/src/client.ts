@@ -88,6 +88,10 @@ const MAX_PENDING = 1000;
 const MAX_REFRESHES = 3;
 /** Consecutive gap resyncs without an in-order event before giving up. */
 const MAX_RESYNCS = 3;
+/** The hub's notice, sent just before it ends a session it wants the client to resume. */
+const DISCONNECT_NOTICE = 'statushub:disconnect';
+/** A session that lasted this long was healthy: the next cut-off reconnects at once again. */
+const CUTOFF_RESET_MS = 30_000;
 
 /** The `account_id` claim of a JWT, without verifying it; `undefined` when unreadable. */
 function tokenAccount(token: string): string | undefined {
@@ -116,6 +120,10 @@ export function connect(options: ConnectOptions): StatushubClient {
   let refreshes = 0;
   let resyncs = 0;
   let pending: HubEvent[] = [];
+  let resumeAfterKick = false; // the hub announced that its next disconnect is to be resumed
+  let cutoffs = 0; // consecutive cut-offs, for the backoff
+  let connectedAt = 0;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   const stateListeners = new Set<(s: HubState) => void>();
   const statusListeners = new Set<(s: ConnectionStatus) => void>();
@@ -232,23 +240,49 @@ export function connect(options: ConnectOptions): StatushubClient {
 
   socket.onAny((event: string, data: unknown, meta: EventMeta) => {
     if (event === 'snapshot') handleSnapshot(data);
+    else if (event === DISCONNECT_NOTICE) resumeAfterKick = (data as { reconnect?: unknown })?.reconnect === true;
     else handleEvent({ event, data, meta });
   });
 
   socket.on('connect', () => {
     if (closed) return;
     resyncing = false;
+    resumeAfterKick = false;
     refreshes = 0;
+    connectedAt = Date.now();
     setStatus(everConnected && sentSince !== undefined ? 'resumed' : 'connected');
     everConnected = true;
   });
+
+  /**
+   * The hub cut this session off (a slow consumer) and asked for a resume. socket.io-client never
+   * retries after a server disconnect, so reconnect here: at once the first time, then with
+   * socket.io's own backoff settings while the cut-offs keep coming.
+   */
+  function reconnectAfterCutoff(): void {
+    if (Date.now() - connectedAt >= CUTOFF_RESET_MS) cutoffs = 0;
+    const base = options.socketOptions?.reconnectionDelay ?? 1000;
+    const max = options.socketOptions?.reconnectionDelayMax ?? 5000;
+    const delay = cutoffs === 0 ? 0 : Math.min(base * 2 ** (cutoffs - 1), max);
+    cutoffs++;
+    setStatus('reconnecting');
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      if (!closed) socket.connect();
+    }, delay);
+  }
 
   /** socket.io-client retries by itself after a transport drop or a failed attempt; not after the
    * server ended the session ("io server disconnect"), a refusal, or with `reconnection: false`. */
   const retrying = () => socket.active && options.socketOptions?.reconnection !== false;
 
-  socket.on('disconnect', () => {
+  socket.on('disconnect', (reason: string) => {
     if (closed || resyncing) return;
+    if (reason === 'io server disconnect' && resumeAfterKick && options.socketOptions?.reconnection !== false) {
+      resumeAfterKick = false;
+      reconnectAfterCutoff();
+      return;
+    }
     setStatus(retrying() ? 'reconnecting' : 'disconnected');
   });
 
@@ -295,6 +329,7 @@ export function connect(options: ConnectOptions): StatushubClient {
     if (closed) return;
     closed = true;
     pending = [];
+    clearTimeout(retryTimer);
     socket.disconnect();
     setStatus('disconnected');
   }

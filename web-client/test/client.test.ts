@@ -270,6 +270,65 @@ describe('reconnect and resume', () => {
     expect(client.status).toBe('disconnected');
   });
 
+  it('a cut-off announced by the hub (statushub:disconnect, reconnect: true) resumes with since', async () => {
+    const { socket, client, statuses } = live(5);
+    const custom = vi.fn();
+    client.on('statushub:disconnect', custom);
+    socket.emit('phone_status_changed', phone('p1'), meta(6));
+    socket.emit('statushub:disconnect', { reason: 'slow_consumer', reconnect: true });
+    socket.kick();
+    expect(client.status).toBe('reconnecting');
+    await flush();
+    expect(socket.connectCalls).toBe(2);
+    expect(socket.serverConnect()).toEqual({ token: 'tok-1', since: 6 });
+    expect(client.status).toBe('resumed');
+    expect(statuses).toEqual(['connected', 'reconnecting', 'resumed']);
+    expect(custom).not.toHaveBeenCalled(); // the notice is the client's business, not an event
+  });
+
+  it('repeated cut-offs back off with the socket.io delays; a close while waiting stops it', () => {
+    vi.useFakeTimers();
+    try {
+      const opts = { socketOptions: { reconnectionDelay: 100, reconnectionDelayMax: 150 } };
+      const { socket, client } = live(5, opts);
+      const cut = () => {
+        socket.emit('statushub:disconnect', { reason: 'slow_consumer', reconnect: true });
+        socket.kick();
+      };
+      cut();
+      vi.advanceTimersByTime(0);
+      expect(socket.connectCalls).toBe(2);
+      socket.serverConnect();
+      cut();
+      vi.advanceTimersByTime(99);
+      expect(socket.connectCalls).toBe(2);
+      vi.advanceTimersByTime(1);
+      expect(socket.connectCalls).toBe(3);
+      socket.serverConnect();
+      cut();
+      vi.advanceTimersByTime(149);
+      expect(socket.connectCalls).toBe(3);
+      client.close();
+      vi.advanceTimersByTime(1000);
+      expect(socket.connectCalls).toBe(3);
+      expect(client.status).toBe('disconnected');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a cut-off notice without reconnect: true, or with reconnection: false, ends disconnected', async () => {
+    const a = live(1);
+    a.socket.emit('statushub:disconnect', { reason: 'forbidden', reconnect: false });
+    a.socket.kick();
+    const b = live(1, { socketOptions: { reconnection: false } });
+    b.socket.emit('statushub:disconnect', { reason: 'slow_consumer', reconnect: true });
+    b.socket.kick();
+    await flush();
+    expect([a.client.status, b.client.status]).toEqual(['disconnected', 'disconnected']);
+    expect([a.socket.connectCalls, b.socket.connectCalls]).toEqual([1, 1]);
+  });
+
   it('a failed reconnect attempt keeps reconnecting while socket.io retries', () => {
     const { socket, client, errors } = live(1);
     socket.drop();

@@ -102,6 +102,20 @@ describe('over real Socket.IO', () => {
     expect(Object.keys(client.getState().phones).sort()).toEqual(['a', 'b']);
   });
 
+  it('reconnects with since after the hub cuts it off as a slow consumer', async () => {
+    const { client, statuses } = start();
+    await waitFor(() => client.getState().accountId !== null, 'snapshot');
+    publish('phone_status_changed', phone('a'));
+    await waitFor(() => client.getState().seq === 1, 'event 1');
+    const [slow] = sockets;
+    slow!.emit('statushub:disconnect', { reason: 'slow_consumer', reconnect: true });
+    slow!.disconnect(); // "io server disconnect": socket.io-client would not retry by itself
+    publish('phone_status_changed', phone('b')); // missed while cut off
+    await waitFor(() => client.getState().seq === 2, 'replayed event 2');
+    expect(auths.at(-1)).toEqual({ token: 'tok', since: 1 });
+    expect(statuses).toEqual(['connected', 'reconnecting', 'resumed']);
+  });
+
   it('resyncs on a gap: reconnects with since and fills it', async () => {
     const { client, statuses } = start();
     await waitFor(() => client.getState().accountId !== null, 'snapshot');
