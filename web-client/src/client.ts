@@ -21,6 +21,8 @@ export type ConnectionStatus = 'connecting' | 'connected' | 'reconnecting' | 're
 
 export type Unsubscribe = () => void;
 export type EventListener<D> = (data: D, meta: EventMeta) => void;
+/** Sees every event by name, e.g. for an event log. */
+export type AnyEventListener = (event: string, data: unknown, meta: EventMeta) => void;
 
 /** Socket.IO options passed through to `io()`; `auth` and `autoConnect` are the client's own. */
 export type SocketIoOptions = Partial<Omit<ManagerOptions & SocketOptions, 'auth' | 'autoConnect'>>;
@@ -77,6 +79,8 @@ export interface StatushubClient {
   on<D = CustomEventData>(event: string, listener: EventListener<D>): Unsubscribe;
   off<K extends keyof HubEventMap>(event: K, listener: EventListener<HubEventMap[K]>): void;
   off<D = CustomEventData>(event: string, listener: EventListener<D>): void;
+  /** Every event the named listeners get, in the same order, after them; not snapshots. */
+  onAny(listener: AnyEventListener): Unsubscribe;
 
   /** Disconnects for good; status becomes 'disconnected' and no listener is called again. */
   close(): void;
@@ -129,6 +133,7 @@ export function connect(options: ConnectOptions): StatushubClient {
   const statusListeners = new Set<(s: ConnectionStatus) => void>();
   const errorListeners = new Set<(e: Error) => void>();
   const eventListeners = new Map<string, Set<EventListener<any>>>();
+  const anyListeners = new Set<AnyEventListener>();
 
   const add = <T>(set: Set<T>, listener: T): Unsubscribe => {
     set.add(listener);
@@ -200,6 +205,11 @@ export function connect(options: ConnectOptions): StatushubClient {
     socket.connect();
   }
 
+  function deliver(ev: HubEvent): void {
+    notify(eventListeners.get(ev.event) ?? [], ev.data, ev.meta);
+    notify(anyListeners, ev.event, ev.data, ev.meta);
+  }
+
   function handleEvent(ev: HubEvent): void {
     if (resyncing || closed) return;
     const outcome = applyEvent(state, ev);
@@ -207,11 +217,11 @@ export function connect(options: ConnectOptions): StatushubClient {
       case 'applied':
         resyncs = 0;
         setState(outcome.state);
-        notify(eventListeners.get(ev.event) ?? [], ev.data, ev.meta);
+        deliver(ev);
         return;
       case 'foreign':
       case 'invalid': // delivered as they come: they are outside this account's sequence
-        notify(eventListeners.get(ev.event) ?? [], ev.data, ev.meta);
+        deliver(ev);
         return;
       case 'no_baseline':
         if (pending.length < MAX_PENDING) pending.push(ev);
@@ -354,6 +364,7 @@ export function connect(options: ConnectOptions): StatushubClient {
     offSyncProgress: (l) => off('sync_progress', l),
     on,
     off,
+    onAny: (listener) => add(anyListeners, listener),
     close,
   };
 }

@@ -1,5 +1,6 @@
 export { connect } from './client.js';
 export type {
+  AnyEventListener,
   ConnectOptions,
   ConnectionStatus,
   EventListener,

@@ -109,6 +109,20 @@ describe('events and state', () => {
     expect(client.getState().seq).toBe(1);
   });
 
+  it('onAny sees every delivered event after the named listeners, and unsubscribes', () => {
+    const { socket, client } = live(0);
+    const calls: string[] = [];
+    client.onPhoneStatusChanged((_d, m) => calls.push(`named ${m.seq}`));
+    const stop = client.onAny((event, _d, m) => calls.push(`any ${event} ${m.seq}`));
+    socket.emit('phone_status_changed', phone('p1'), meta(1));
+    socket.emit('invoice.paid', { amount: 1 }, meta(2));
+    socket.emit('invoice.paid', { amount: 1 }, meta(2)); // duplicate: nobody sees it
+    socket.emit('snapshot', snapshot(2)); // not an event
+    stop();
+    socket.emit('invoice.paid', { amount: 2 }, meta(3));
+    expect(calls).toEqual(['named 1', 'any phone_status_changed 1', 'any invoice.paid 2']);
+  });
+
   it('ignores duplicates: no listener call, no state change', () => {
     const { socket, client } = live(5);
     const fn = vi.fn();
