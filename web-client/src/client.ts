@@ -315,14 +315,15 @@ export function connect(options: ConnectOptions): StatushubClient {
           },
           (e: unknown) => {
             if (closed) return;
-            setStatus('disconnected');
             emitError(e);
+            setStatus('disconnected');
           },
         );
       return;
     }
-    if (!retrying()) setStatus('disconnected');
+    // The error first: a status listener that sees 'disconnected' can already tell why.
     emitError(error);
+    if (!retrying()) setStatus('disconnected');
   });
 
   function on(event: string, listener: EventListener<any>): Unsubscribe {

@@ -468,6 +468,16 @@ describe('token refresh', () => {
     expect(client.status).toBe('disconnected');
   });
 
+  it('reports the refusal before the disconnected status it causes', () => {
+    const { socket, client } = setup();
+    const seen: string[] = [];
+    client.onError((e) => seen.push(`error ${e.message}`));
+    client.onStatus((s) => seen.push(`status ${s}`));
+    socket.open();
+    socket.refuse('unauthorized: invalid token');
+    expect(seen).toEqual(['error unauthorized: invalid token', 'status disconnected']);
+  });
+
   it('other refusals go to onError without calling getToken', async () => {
     const getToken = vi.fn(() => 'tok-2');
     const { socket, client, errors } = setup({ getToken });
