@@ -365,6 +365,7 @@
     changedAt.clear();
     shown = null;
     lastError = null;
+    awaitingSnapshot = false;
     let historyLoaded = false;
 
     const hub = Statushub.connect({
