@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod hub;
+pub mod page;
 pub mod server;
 pub mod store;
 pub mod transport;

@@ -1,0 +1,460 @@
+// @ts-check
+/**
+ * The hub's live status page: one account's phones, credentials, monitors and sync jobs, kept
+ * current by the SDK (`Statushub`, from statushub-client.js), plus a log of the events as they
+ * arrive. Plain script, no build step, type-checked by `npm run check:page` (tsconfig.page.json).
+ *
+ * The token comes from `?token=` (then removed from the address bar so it does not linger in
+ * history or screenshots) or from the form, and is kept in sessionStorage: a reload of this tab
+ * stays signed in, other tabs and a closed browser do not inherit it.
+ */
+(() => {
+  'use strict';
+
+  const TOKEN_KEY = 'statushub.token';
+  const LOG_LIMIT = 500;
+  /** Past events shown under a fresh snapshot. */
+  const HISTORY = 50;
+
+  /** @typedef {import('../src/index.js').StatushubClient} Client */
+  /** @typedef {import('../src/index.js').HubState} HubState */
+  /** @typedef {import('../src/index.js').EventMeta} EventMeta */
+  /** @typedef {'phones' | 'credentials' | 'monitors' | 'jobs'} Section */
+
+  /** @param {string} id */
+  const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+  /** @type {Client | null} */
+  let client = null;
+  /** @type {HubState | null} */
+  let shown = null;
+  /** When each entry last changed, from the events this tab saw (`section:key` -> RFC 3339). */
+  const changedAt = new Map();
+  let awaitingSnapshot = false;
+  /** @type {string | null} */
+  let lastError = null;
+
+  // ---- token ---------------------------------------------------------------------------------
+
+  const storage = {
+    /** @returns {string | null} */
+    get() {
+      try {
+        return sessionStorage.getItem(TOKEN_KEY);
+      } catch {
+        return null;
+      }
+    },
+    /** @param {string | null} token */
+    set(token) {
+      try {
+        if (token) sessionStorage.setItem(TOKEN_KEY, token);
+        else sessionStorage.removeItem(TOKEN_KEY);
+      } catch {
+        // Storage disabled: the token lives as long as the page.
+      }
+    },
+  };
+
+  /** `?token=` wins over the stored one; it is removed from the address bar at once. */
+  function takeToken() {
+    const url = new URL(location.href);
+    const fromUrl = url.searchParams.get('token');
+    if (fromUrl !== null) {
+      url.searchParams.delete('token');
+      history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+      if (fromUrl.trim()) {
+        storage.set(fromUrl.trim());
+        return fromUrl.trim();
+      }
+    }
+    return storage.get();
+  }
+
+  /**
+   * The token's claims, for display and an early "expired" message. Not verified: the hub
+   * verifies it; a token this page cannot read is still sent and refused there.
+   * @param {string} token
+   * @returns {{ account_id?: unknown, sub?: unknown, exp?: unknown, role?: unknown }}
+   */
+  function claims(token) {
+    try {
+      const part = token.split('.')[1] ?? '';
+      return JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))) ?? {};
+    } catch {
+      return {};
+    }
+  }
+
+  // ---- formatting ----------------------------------------------------------------------------
+
+  /** @param {unknown} iso */
+  function relative(iso) {
+    const t = typeof iso === 'string' ? Date.parse(iso) : NaN;
+    if (Number.isNaN(t)) return '—';
+    const s = Math.max(0, Math.round((Date.now() - t) / 1000));
+    if (s < 5) return 'just now';
+    if (s < 60) return `${s} s ago`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+    return new Date(t).toLocaleDateString();
+  }
+
+  /** @param {unknown} iso */
+  function clock(iso) {
+    const t = typeof iso === 'string' ? Date.parse(iso) : NaN;
+    return Number.isNaN(t) ? '' : new Date(t).toLocaleTimeString([], { hour12: false });
+  }
+
+  /**
+   * @param {string} tag
+   * @param {{ className?: string, text?: unknown, title?: string }} [opts]
+   * @param {Node[]} [children]
+   */
+  function el(tag, opts = {}, children = []) {
+    const node = document.createElement(tag);
+    if (opts.className) node.className = opts.className;
+    if (opts.text !== undefined && opts.text !== null) node.textContent = String(opts.text);
+    if (opts.title) node.title = opts.title;
+    node.append(...children);
+    return node;
+  }
+
+  /** @param {unknown} iso */
+  function timeCell(iso) {
+    const time = el('time', { text: relative(iso), title: typeof iso === 'string' ? iso : '' });
+    if (typeof iso === 'string') {
+      time.setAttribute('datetime', iso);
+      time.dataset.rel = iso;
+    }
+    return el('td', { className: 'muted' }, [time]);
+  }
+
+  /** @param {unknown} label @param {'ok' | 'bad' | 'info' | ''} tone */
+  function pill(label, tone) {
+    return el('td', {}, [el('span', { className: `pill ${tone}`.trim(), text: label })]);
+  }
+
+  /** @param {unknown} value @param {string} [className] */
+  const cell = (value, className) =>
+    el('td', { className: className ?? (value == null || value === '' ? 'muted' : ''), text: value == null || value === '' ? '—' : value });
+
+  // ---- sections ------------------------------------------------------------------------------
+
+  /** @type {Record<string, 'ok' | 'bad' | 'info' | ''>} */
+  const tones = {
+    ACTIVE: 'ok', INACTIVE: 'bad',
+    healthy: 'ok', unhealthy: 'bad', unknown: '',
+    completed: 'ok', failed: 'bad', running: 'info', idle: '', cancelled: '',
+  };
+
+  /**
+   * How each section shows one entry: its cells and when it last changed (when no event of this
+   * tab says so, the entry's own timestamp).
+   * @type {Record<Section, { cells: (key: string, e: any) => HTMLElement[], stamp: (e: any) => unknown }>}
+   */
+  const sections = {
+    phones: {
+      cells: (key, p) => [
+        cell(key, 'id'),
+        cell(p.displayPhoneNumber),
+        cell(p.verifiedName),
+        pill(p.status, tones[p.status] ?? ''),
+        cell(p.qualityRating),
+        timeCell(p.lastTestedAt),
+      ],
+      stamp: (p) => p.timestamp,
+    },
+    credentials: {
+      cells: (key, c) => [
+        cell(key, 'id'),
+        cell(c.userId),
+        pill(c.success ? 'OK' : 'FAILED', c.success ? 'ok' : 'bad'),
+        cell(c.error),
+      ],
+      stamp: (c) => c.timestamp,
+    },
+    monitors: {
+      // Entries are the monitor's current state; a full health_changed payload is read too.
+      cells: (key, m) => {
+        const s = m.current ?? m;
+        return [
+          cell(key, 'id'),
+          pill(s.health ?? 'unknown', tones[s.health] ?? ''),
+          cell(typeof s.latencyMs === 'number' ? `${s.latencyMs} ms` : null),
+          cell(s.httpStatus),
+          cell(s.lastError),
+        ];
+      },
+      stamp: (m) => m.timestamp ?? (m.current ?? m).lastChecked,
+    },
+    jobs: {
+      cells: (key, j) => [
+        cell(key, 'id'),
+        cell(j.kind),
+        pill(j.status, tones[j.status] ?? ''),
+        cell(j.progress ? `${j.progress.done} / ${j.progress.total}` : null),
+        cell(j.error),
+      ],
+      stamp: (j) => j.finishedAt ?? j.startedAt,
+    },
+  };
+
+  /** Event name -> the section and key it changes. @type {Record<string, (d: any) => [Section, unknown]>} */
+  const eventTargets = {
+    phone_status_changed: (d) => ['phones', d?.phoneNumberId],
+    status_sync: (d) => ['credentials', d?.provider],
+    health_changed: (d) => ['monitors', d?.monitorId],
+    sync_progress: (d) => ['jobs', d?.syncId],
+  };
+
+  /** @param {Section} name @param {HubState} state @param {Set<string>} flash */
+  function renderSection(name, state, flash) {
+    const entries = Object.entries(state[name]).sort(([a], [b]) => a.localeCompare(b));
+    const rows = entries.map(([key, entry]) => {
+      const spec = sections[name];
+      const tr = el('tr', {}, [...spec.cells(key, entry), timeCell(changedAt.get(`${name}:${key}`) ?? spec.stamp(entry))]);
+      tr.dataset.key = key;
+      if (flash.has(`${name}:${key}`)) tr.classList.add('flash');
+      return tr;
+    });
+    $(name).replaceChildren(...rows);
+    $(`${name}-count`).textContent = entries.length ? String(entries.length) : '';
+    $(`${name}-empty`).hidden = entries.length > 0;
+  }
+
+  /** @param {HubState} state @param {Set<string>} [flash] */
+  function render(state, flash = new Set()) {
+    for (const name of /** @type {Section[]} */ (['phones', 'credentials', 'monitors', 'jobs'])) {
+      // The reducer keeps untouched maps identical: redraw only what changed.
+      if (!shown || shown[name] !== state[name] || shown.accountId !== state.accountId) renderSection(name, state, flash);
+    }
+    const seq = $('seq');
+    seq.hidden = state.accountId === null;
+    seq.textContent = `seq ${state.seq}`;
+    shown = state;
+  }
+
+  // ---- event log -----------------------------------------------------------------------------
+
+  /** @param {string} event @param {any} d */
+  function summary(event, d) {
+    switch (event) {
+      case 'phone_status_changed':
+        return `${d?.phoneNumberId} → ${d?.status}`;
+      case 'status_sync':
+        return `${d?.provider} (${d?.userId}): ${d?.success ? 'ok' : 'failed'}${d?.error ? `: ${d.error}` : ''}`;
+      case 'health_changed':
+        return `${d?.monitorId}: ${d?.previous?.health ?? '?'} → ${d?.current?.health ?? '?'}`;
+      case 'sync_progress':
+        return `${d?.syncId}: ${d?.status} ${d?.progress?.done ?? '?'}/${d?.progress?.total ?? '?'}`;
+      default: {
+        const text = JSON.stringify(d) ?? '';
+        return text.length > 160 ? `${text.slice(0, 157)}…` : text;
+      }
+    }
+  }
+
+  /** @param {HTMLElement} li */
+  function prepend(li) {
+    const log = $('log');
+    log.prepend(li);
+    while (log.childElementCount > LOG_LIMIT) log.lastElementChild?.remove();
+  }
+
+  /**
+   * @param {string} event @param {unknown} data @param {Partial<EventMeta>} meta
+   * @param {'live' | 'history'} source live from the socket, or read back after a snapshot
+   */
+  function eventItem(event, data, meta, source) {
+    const li = el('li', { className: source }, [
+      el('span', { className: 'seq-no', text: `#${meta?.seq ?? '?'}` }),
+      el('time', { text: clock(meta?.publishedAt), title: String(meta?.publishedAt ?? '') }),
+      el('span', { className: 'name', text: event }),
+      el('span', { className: 'summary', text: summary(event, data) }),
+    ]);
+    li.dataset.seq = String(meta?.seq ?? '');
+    li.dataset.event = event;
+    li.dataset.source = source;
+    return li;
+  }
+
+  /**
+   * After a snapshot the log would start empty: show the account's last events up to the
+   * snapshot's seq (`GET /v1/accounts/{account}/events`, read with the same token) below the
+   * live ones. Best effort: without them the page is still right, just less chatty.
+   * @param {Client} hub @param {string} token @param {string} account @param {number} upTo
+   */
+  async function loadHistory(hub, token, account, upTo) {
+    if (upTo === 0) return;
+    const since = Math.max(0, upTo - HISTORY);
+    try {
+      const res = await fetch(`v1/accounts/${encodeURIComponent(account)}/events?since=${since}&limit=${HISTORY}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      if (!res.ok || client !== hub) return;
+      /** @type {{ events?: Array<{ event: string, data: unknown, seq: number, accountId: string, id: string, publishedAt: string }> }} */
+      const body = await res.json();
+      if (client !== hub) return;
+      const log = $('log');
+      const shownSeqs = new Set([...log.querySelectorAll('li[data-seq]')].map((li) => /** @type {HTMLElement} */ (li).dataset.seq));
+      const older = (body.events ?? []).filter((e) => e.seq <= upTo && !shownSeqs.has(String(e.seq))).reverse();
+      log.append(...older.map((e) => eventItem(e.event, e.data, e, 'history')));
+    } catch {
+      // The live log goes on without the history.
+    }
+  }
+
+  /** @param {string} text */
+  function logSystem(text) {
+    const li = el('li', { className: 'sys' }, [
+      el('span', { className: 'seq-no' }),
+      el('time', { text: clock(new Date().toISOString()) }),
+      el('span', { className: 'name', text }),
+    ]);
+    prepend(li);
+  }
+
+  // ---- connection ----------------------------------------------------------------------------
+
+  /** @type {Record<string, string>} */
+  const badgeText = {
+    connecting: 'connecting…',
+    connected: 'connected',
+    reconnecting: 'reconnecting…',
+    resumed: 'resumed',
+    disconnected: 'disconnected',
+    'signed-out': 'signed out',
+  };
+
+  /** @param {string} status */
+  function setBadge(status) {
+    const badge = $('badge');
+    badge.dataset.status = status;
+    badge.textContent = badgeText[status] ?? status;
+  }
+
+  /** @param {string | null} error */
+  function showSignIn(error) {
+    $('dashboard').hidden = true;
+    $('signin').hidden = false;
+    $('sign-out').hidden = true;
+    $('who').textContent = '';
+    const box = $('signin-error');
+    box.hidden = !error;
+    box.textContent = error ?? '';
+    /** @type {HTMLTextAreaElement} */ ($('token-input')).focus();
+  }
+
+  /** @param {string} token */
+  function start(token) {
+    const c = claims(token);
+    const account = c.account_id == null ? null : String(c.account_id);
+    if (typeof c.exp === 'number' && c.exp * 1000 < Date.now()) {
+      storage.set(null);
+      showSignIn('This token has expired. Paste a new one.');
+      return;
+    }
+    $('signin').hidden = true;
+    $('dashboard').hidden = false;
+    $('sign-out').hidden = false;
+    const who = $('who');
+    who.replaceChildren('account ', el('b', { text: account ?? '?' }), c.sub != null ? ` · ${c.sub}` : '', c.role === 'admin' ? ' · admin' : '');
+    document.title = account ? `${account} · statushub` : 'statushub';
+    $('log').replaceChildren();
+    changedAt.clear();
+    shown = null;
+    lastError = null;
+    awaitingSnapshot = false;
+    let historyLoaded = false;
+
+    const hub = Statushub.connect({
+      url: location.origin,
+      token,
+      // WebSocket first; long-polling when a proxy refuses the upgrade.
+      socketOptions: { transports: ['websocket', 'polling'], tryAllTransports: true },
+    });
+    client = hub;
+    setBadge(hub.status);
+    logSystem('connecting…');
+
+    hub.onStatus((status) => {
+      setBadge(status);
+      if (status === 'connected') {
+        awaitingSnapshot = true;
+        logSystem('connected');
+      } else if (status === 'resumed') {
+        logSystem(`resumed after seq ${hub.getState().seq}`);
+      } else if (status === 'reconnecting') {
+        logSystem('connection lost; reconnecting…');
+      } else if (status === 'disconnected' && client === hub) {
+        hub.close();
+        client = null;
+        const refused = lastError !== null && /unauthori[sz]ed|expired|invalid|forbidden/i.test(lastError);
+        // A refused token is forgotten; after any other end, Connect retries with the same one.
+        storage.set(refused ? null : token);
+        showSignIn(refused ? `The hub refused this token: ${lastError}` : `Disconnected${lastError ? `: ${lastError}` : '.'}`);
+        if (!refused) /** @type {HTMLTextAreaElement} */ ($('token-input')).value = token;
+      }
+    });
+    hub.onError((e) => {
+      lastError = e.message;
+    });
+    hub.onAny((event, data, meta) => {
+      const target = eventTargets[event]?.(data);
+      const flash = new Set();
+      if (target && target[1] != null && meta?.accountId === hub.getState().accountId) {
+        const key = `${target[0]}:${target[1]}`;
+        changedAt.set(key, meta.publishedAt);
+        flash.add(key);
+      }
+      prepend(eventItem(event, data, meta, 'live'));
+      // State listeners already ran with the new state; redraw the touched row to stamp and flash it.
+      if (flash.size && target) renderSection(target[0], hub.getState(), flash);
+    });
+    hub.subscribe((state) => {
+      if (awaitingSnapshot) {
+        awaitingSnapshot = false;
+        logSystem(`snapshot at seq ${state.seq}`);
+        if (!historyLoaded && state.accountId !== null) {
+          historyLoaded = true;
+          void loadHistory(hub, token, state.accountId, state.seq);
+        }
+      }
+      render(state);
+    });
+    render(hub.getState());
+  }
+
+  function signOut() {
+    const c = client;
+    client = null;
+    c?.close();
+    storage.set(null);
+    setBadge('signed-out');
+    showSignIn(null);
+  }
+
+  // ---- wiring --------------------------------------------------------------------------------
+
+  $('token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = /** @type {HTMLTextAreaElement} */ ($('token-input'));
+    const token = input.value.trim();
+    if (!token) return;
+    input.value = '';
+    storage.set(token);
+    start(token);
+  });
+  $('sign-out').addEventListener('click', signOut);
+  // Relative times ("12 s ago") stay true without waiting for the next event.
+  setInterval(() => {
+    for (const t of document.querySelectorAll('time[data-rel]')) {
+      if (t instanceof HTMLElement) t.textContent = relative(t.dataset.rel);
+    }
+  }, 1000);
+
+  const token = takeToken();
+  if (token) start(token);
+  else showSignIn(null);
+})();

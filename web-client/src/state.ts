@@ -1,0 +1,103 @@
+/**
+ * Pure state reducer: applies snapshots and events in strict per-account seq order.
+ * Never mutates its inputs; unchanged parts of the state keep their identity.
+ */
+import type { HubEvent, MonitorState, PhoneStatusChanged, Snapshot, StatusSync, SyncProgress } from './types.js';
+
+export interface HubState {
+  /** `null` until the first snapshot (the baseline) arrived. */
+  readonly accountId: string | null;
+  /** Last applied seq of the account (the snapshot's seq, or the last event's). */
+  readonly seq: number;
+  readonly phones: Readonly<Record<string, PhoneStatusChanged>>;
+  readonly credentials: Readonly<Record<string, StatusSync>>;
+  readonly monitors: Readonly<Record<string, MonitorState>>;
+  readonly jobs: Readonly<Record<string, SyncProgress>>;
+}
+
+export const initialState: HubState = Object.freeze({
+  accountId: null,
+  seq: 0,
+  phones: {},
+  credentials: {},
+  monitors: {},
+  jobs: {},
+});
+
+/** What {@link applyEvent} made of an event. */
+export type EventOutcome =
+  /** In order (seq = lastSeq + 1): the new state. */
+  | { type: 'applied'; state: HubState }
+  /** seq <= lastSeq: already seen, ignore. */
+  | { type: 'duplicate' }
+  /** seq > lastSeq + 1: events were missed; the caller must resync. */
+  | { type: 'gap'; expected: number; received: number }
+  /** No snapshot yet: the caller may hold the event until one arrives. */
+  | { type: 'no_baseline' }
+  /** Event of another account than the state's (admin tokens): not part of this state. */
+  | { type: 'foreign' }
+  /** No usable meta (accountId and integer seq): cannot be ordered. */
+  | { type: 'invalid' };
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+
+/** True when `value` looks like a snapshot (object with accountId and integer seq). */
+export function isSnapshot(value: unknown): value is Snapshot {
+  return isObject(value) && value.accountId != null && isSeq(value.seq);
+}
+
+/**
+ * Replaces the state with a snapshot. A snapshot is the whole state of the account, so nothing
+ * of the old state survives it. One exception: a snapshot without `reset` for the same account
+ * that is older than the state (snapshot.seq < state.seq) is stale and returns `state` unchanged.
+ * A `reset: true` snapshot always wins.
+ */
+export function applySnapshot(state: HubState, snapshot: Snapshot): HubState {
+  const accountId = String(snapshot.accountId);
+  if (!snapshot.reset && state.accountId === accountId && snapshot.seq < state.seq) return state;
+  const map = <T>(v: Record<string, T> | undefined): Record<string, T> => (isObject(v) ? { ...v } : {});
+  return {
+    accountId,
+    seq: snapshot.seq,
+    phones: map(snapshot.phones),
+    credentials: map(snapshot.credentials),
+    monitors: map(snapshot.monitors),
+    jobs: map(snapshot.jobs),
+  };
+}
+
+/** Applies one event if it is the next in sequence; see {@link EventOutcome}. */
+export function applyEvent(state: HubState, ev: HubEvent): EventOutcome {
+  const meta = ev.meta as Partial<HubEvent['meta']> | undefined;
+  if (!isObject(meta) || meta.accountId == null || !isSeq(meta.seq)) return { type: 'invalid' };
+  if (state.accountId === null) return { type: 'no_baseline' };
+  if (String(meta.accountId) !== state.accountId) return { type: 'foreign' };
+  if (meta.seq <= state.seq) return { type: 'duplicate' };
+  if (meta.seq > state.seq + 1) return { type: 'gap', expected: state.seq + 1, received: meta.seq };
+  return { type: 'applied', state: { ...reduceData(state, ev.event, ev.data), seq: meta.seq } };
+}
+
+type MapName = 'phones' | 'credentials' | 'monitors' | 'jobs';
+
+/** Which map an event updates, under which key, with which value. */
+const targets: Record<string, (d: Record<string, unknown>) => [MapName, unknown, unknown]> = {
+  phone_status_changed: (d) => ['phones', d.phoneNumberId, d],
+  status_sync: (d) => ['credentials', d.provider, d],
+  health_changed: (d) => ['monitors', d.monitorId, d.current],
+  sync_progress: (d) => ['jobs', d.syncId, d],
+};
+
+/**
+ * Folds one event's payload into the state maps (no seq handling). Custom events, and payloads
+ * without their key field, change nothing.
+ */
+export function reduceData(state: HubState, event: string, data: unknown): HubState {
+  const target = Object.hasOwn(targets, event) ? targets[event] : undefined;
+  if (!target || !isObject(data)) return state;
+  const [name, key, value] = target(data);
+  if (typeof key !== 'string' && typeof key !== 'number') return state;
+  return { ...state, [name]: { ...state[name], [key]: value } };
+}
