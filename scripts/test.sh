@@ -24,6 +24,6 @@ export STATUSHUB_BIN="$PWD/target/debug/statushub"
 for suite in tests/node web-client tests/browser; do
   [ -f "$suite/package.json" ] || continue
   step "npm test ($suite)"
-  (cd "$suite" && npm ci --no-audit --no-fund --loglevel=error && npm test)
+  (cd "$suite" && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run --if-present check:page)
 done
 step "all suites passed"
