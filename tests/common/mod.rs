@@ -6,7 +6,7 @@
 use serde_json::Value;
 use statushub::{
     auth::Jwt,
-    config::{Config, Limits, Retention},
+    config::{Config, Limits, MonitorSettings, Retention},
     server::ServerError,
 };
 use std::{future::Future, net::SocketAddr, time::Duration};
@@ -35,6 +35,11 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
         allowed_origins: vec![],
         limits: Limits::default(),
         retention: Retention::default(),
+        // Monitor tests run their state machines in tens of milliseconds.
+        monitors: MonitorSettings {
+            min_interval: Duration::from_millis(10),
+            ..MonitorSettings::default()
+        },
     }
 }
 
