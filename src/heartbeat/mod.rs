@@ -325,21 +325,40 @@ impl Heartbeat {
 
     pub async fn get(&self, account_id: &str, id: &str) -> Result<MonitorView, HeartbeatError> {
         let key = MonitorKey::new(account_id, id);
-        self.checker
-            .store
-            .get_monitor(account_id, id)
-            .await?
-            .and_then(MonitorView::from_stored)
-            .ok_or_else(|| key.not_found())
+        let stored = self.checker.store.get_monitor(account_id, id).await?;
+        let Some(stored) = stored else {
+            return Err(key.not_found());
+        };
+        self.view(stored).await.ok_or_else(|| key.not_found())
     }
 
     /// The account's monitors, ordered by id.
     pub async fn list(&self, account_id: &str) -> Result<Vec<MonitorView>, HeartbeatError> {
         let stored = self.checker.store.get_monitors(Some(account_id)).await?;
-        Ok(stored
-            .into_iter()
-            .filter_map(MonitorView::from_stored)
-            .collect())
+        let mut views = Vec::with_capacity(stored.len());
+        for monitor in stored {
+            views.extend(self.view(monitor).await);
+        }
+        Ok(views)
+    }
+
+    /// A stored monitor as shown, with the state this node holds for it
+    /// when it checks it. That state is read under the monitor's lock, so a
+    /// reader who has seen a `health_changed` event sees its state too (the
+    /// stored copy is saved a moment after the publish).
+    async fn view(&self, stored: StoredMonitor) -> Option<MonitorView> {
+        let key = MonitorKey::new(&stored.account_id, &stored.id);
+        let live = self.checker.monitors.get(&key).map(|m| m.clone());
+        let mut view = MonitorView::from_stored(stored)?;
+        if let Some(monitor) = live {
+            let inner = monitor.inner.lock().await;
+            if inner.removed {
+                return None;
+            }
+            view.state = inner.state.current.clone();
+            view.consecutive_failures = inner.state.consecutive_failures;
+        }
+        Some(view)
     }
 
     /// Deletes a monitor: no check of it runs or publishes after this

@@ -76,11 +76,13 @@ impl TestServer {
     }
 
     pub fn token(&self, account: &str) -> String {
-        self.jwt.mint(account, "user-1", None, Duration::from_secs(3600))
+        self.jwt
+            .mint(account, "user-1", None, Duration::from_secs(3600))
     }
 
     pub fn admin_token(&self) -> String {
-        self.jwt.mint("ops", "admin-1", Some("admin"), Duration::from_secs(3600))
+        self.jwt
+            .mint("ops", "admin-1", Some("admin"), Duration::from_secs(3600))
     }
 
     /// POSTs JSON to `path` with the API key.
@@ -94,6 +96,36 @@ impl TestServer {
             .await
             .expect("request");
         answer(response).await
+    }
+
+    /// Sends `method` to `path` with an optional JSON body and bearer credential.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        credential: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(credential) = credential {
+            request = request.bearer_auth(credential);
+        }
+        answer(request.send().await.expect("request")).await
+    }
+
+    /// PUTs JSON to `path` with the API key.
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::PUT, path, Some(body), Some(API_KEY))
+            .await
+    }
+
+    /// DELETEs `path` with the API key.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::DELETE, path, None, Some(API_KEY))
+            .await
     }
 
     /// GETs `path` with the given bearer credential (or none).
@@ -118,7 +150,12 @@ impl TestServer {
 
     /// Retained events of an account after `since`, read with the API key.
     pub async fn events(&self, account: &str, since: u64) -> Vec<Value> {
-        let (status, body) = self.get(&format!("/v1/accounts/{account}/events?since={since}&limit=10000"), Some(API_KEY)).await;
+        let (status, body) = self
+            .get(
+                &format!("/v1/accounts/{account}/events?since={since}&limit=10000"),
+                Some(API_KEY),
+            )
+            .await;
         assert_eq!(status, 200, "events read failed: {body}");
         body["events"].as_array().cloned().unwrap_or_default()
     }
@@ -163,7 +200,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -171,6 +211,9 @@ where
 /// Asserts the contract's error shape and returns the code.
 pub fn error_code(body: &Value) -> &str {
     let code = body["error"]["code"].as_str();
-    assert!(code.is_some() && body["error"]["message"].is_string(), "not the contract's error shape: {body}");
+    assert!(
+        code.is_some() && body["error"]["message"].is_string(),
+        "not the contract's error shape: {body}"
+    );
     code.unwrap_or_default()
 }
