@@ -667,3 +667,57 @@ async fn the_monitor_api_validates_authorizes_and_overrides() {
     let (_, snapshot) = server.get("/v1/accounts/acme/status", Some(API_KEY)).await;
     assert_eq!(snapshot["monitors"]["web"], events[1]["current"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_count_monitors_checks_and_latency() {
+    use statushub::{
+        config::{Limits, MonitorSettings, Retention},
+        heartbeat::Heartbeat,
+        hub::Hub,
+        store::{SqliteStore, Store},
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(1024);
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), Retention::default(), feed_tx).expect("open store"));
+    let hub = Hub::start(store.clone(), feed_rx, Limits::default());
+    let settings = MonitorSettings {
+        max_in_flight: 4,
+        min_interval: Duration::from_millis(10),
+    };
+    let heartbeat = Heartbeat::start(hub, store, &settings)
+        .await
+        .expect("heartbeat");
+    let up = Endpoint::start(Mode::Ok).await;
+    let down = Endpoint::start(Mode::Fail).await;
+    for (id, endpoint) in [("up", &up), ("down", &down)] {
+        let spec =
+            serde_json::from_value(monitor(&endpoint.url("/"), 20, 15, 0, 1.0)).expect("spec");
+        heartbeat.put("acme", id, spec).await.expect("put");
+    }
+    assert_eq!(heartbeat.stats().unknown, 2, "new monitors are unknown");
+
+    wait_for("one healthy and one unhealthy monitor", WAIT, || async {
+        let stats = heartbeat.stats();
+        stats.healthy == 1 && stats.unhealthy == 1 && stats.checks_failed >= 3
+    })
+    .await;
+    let stats = heartbeat.stats();
+    assert_eq!(
+        (stats.monitors, stats.unknown, stats.max_in_flight),
+        (2, 0, 4)
+    );
+    assert!(stats.checks > stats.checks_failed);
+    assert_eq!(stats.check_latency.count, stats.checks);
+    let last_bucket = stats.check_latency.buckets.last().expect("buckets");
+    assert!(
+        last_bucket.count <= stats.checks,
+        "cumulative, slower checks go past the last bound"
+    );
+    heartbeat.delete("acme", "down").await.expect("delete");
+    assert_eq!(
+        (heartbeat.stats().monitors, heartbeat.stats().unhealthy),
+        (1, 0)
+    );
+    heartbeat.stop().await;
+}

@@ -37,6 +37,15 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// Runs a monitor change in its own task: a client that hangs up must not
+/// cancel it half-way (say, after the event is published but before the
+/// monitor stops being checked).
+async fn to_completion<T: Send + 'static>(
+    change: impl Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(change).await.map_err(ApiError::internal)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenQuery {
@@ -82,7 +91,9 @@ async fn put(
 ) -> Result<Response, ApiError> {
     let (account, id) = monitor_path(path)?;
     require_service(&state, &headers)?;
-    let (view, created) = state.heartbeat.put(&account, &id, body.value).await?;
+    let heartbeat = state.heartbeat.clone();
+    let (view, created) =
+        to_completion(async move { heartbeat.put(&account, &id, body.value).await }).await??;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -128,7 +139,8 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     let (account, id) = monitor_path(path)?;
     require_service(&state, &headers)?;
-    state.heartbeat.delete(&account, &id).await?;
+    let heartbeat = state.heartbeat.clone();
+    to_completion(async move { heartbeat.delete(&account, &id).await }).await??;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -142,11 +154,11 @@ async fn set_status(
 ) -> Result<Response, ApiError> {
     let (account, id) = monitor_path(path)?;
     require_service(&state, &headers)?;
-    match state
-        .heartbeat
-        .set_status(&account, &id, body.value)
-        .await?
-    {
+    let heartbeat = state.heartbeat.clone();
+    let changed =
+        to_completion(async move { heartbeat.set_status(&account, &id, body.value).await })
+            .await??;
+    match changed {
         Some(appended) => Ok(super::created(appended)),
         None => Ok(Json(json!({ "changed": false })).into_response()),
     }

@@ -270,31 +270,14 @@ impl Heartbeat {
         let spec = spec
             .validated(&self.limits)
             .map_err(HeartbeatError::Invalid)?;
+        let stored =
+            serde_json::to_value(&spec).map_err(|e| HeartbeatError::Invalid(e.to_string()))?;
         let key = MonitorKey::new(account_id, id);
-        let in_account = self
-            .checker
-            .monitors
-            .iter()
-            .filter(|e| e.key().account_id == account_id)
-            .count();
-        // Counted before taking the entry: iterating while holding it would deadlock.
-        let (monitor, fresh) = match self.checker.monitors.entry(key.clone()) {
-            Entry::Occupied(e) => (e.get().clone(), false),
-            Entry::Vacant(_) if in_account >= MAX_MONITORS_PER_ACCOUNT => {
-                return Err(HeartbeatError::TooMany(account_id.to_owned()));
-            }
-            Entry::Vacant(e) => {
-                let monitor = Arc::new(Monitor::new(spec.clone(), MonitorState::default()));
-                e.insert(monitor.clone());
-                (monitor, true)
-            }
-        };
+        let (monitor, fresh) = self.claim(&key, &spec)?;
         let mut inner = monitor.inner.lock().await;
         if inner.removed {
             return Err(HeartbeatError::Conflict(id.to_owned()));
         }
-        let stored =
-            serde_json::to_value(&spec).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let created = match self.checker.store.put_monitor(account_id, id, stored).await {
             Ok(created) => created,
             Err(e) => {
@@ -321,6 +304,33 @@ impl Heartbeat {
         self.scheduler
             .schedule(key, interval.min(FIRST_CHECK_WITHIN));
         Ok((view, created))
+    }
+
+    /// The monitor under `key`, registering a new one (state `unknown`)
+    /// within the account's limit; true when it is new.
+    fn claim(
+        &self,
+        key: &MonitorKey,
+        spec: &MonitorSpec,
+    ) -> Result<(Arc<Monitor>, bool), HeartbeatError> {
+        // Counted before taking the entry: iterating while holding it would deadlock.
+        let in_account = self
+            .checker
+            .monitors
+            .iter()
+            .filter(|e| e.key().account_id == key.account_id)
+            .count();
+        match self.checker.monitors.entry(key.clone()) {
+            Entry::Occupied(e) => Ok((e.get().clone(), false)),
+            Entry::Vacant(_) if in_account >= MAX_MONITORS_PER_ACCOUNT => {
+                Err(HeartbeatError::TooMany(key.account_id.clone()))
+            }
+            Entry::Vacant(e) => {
+                let monitor = Arc::new(Monitor::new(spec.clone(), MonitorState::default()));
+                e.insert(monitor.clone());
+                Ok((monitor, true))
+            }
+        }
     }
 
     pub async fn get(&self, account_id: &str, id: &str) -> Result<MonitorView, HeartbeatError> {
