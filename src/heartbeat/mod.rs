@@ -44,6 +44,7 @@ use std::{
     },
     time::Duration,
 };
+use tokio_util::sync::CancellationToken;
 
 /// Monitors one account may register.
 pub const MAX_MONITORS_PER_ACCOUNT: usize = 1000;
@@ -149,6 +150,9 @@ pub struct StatusOverride {
 struct Monitor {
     /// Mirror of the health, for stats without taking the lock.
     health: AtomicU8,
+    /// Cancelled on delete: a check under way is abandoned rather than
+    /// holding an in-flight slot until its timeout.
+    deleted: CancellationToken,
     inner: tokio::sync::Mutex<Inner>,
 }
 
@@ -164,6 +168,7 @@ impl Monitor {
     fn new(spec: MonitorSpec, state: MonitorState) -> Monitor {
         Monitor {
             health: AtomicU8::new(health_code(state.health())),
+            deleted: CancellationToken::new(),
             inner: tokio::sync::Mutex::new(Inner {
                 spec: Arc::new(spec),
                 version: 0,
@@ -405,6 +410,7 @@ impl Heartbeat {
             )
             .await?;
         inner.removed = true;
+        monitor.deleted.cancel();
         self.checker
             .monitors
             .remove_if(&key, |_, m| Arc::ptr_eq(m, &monitor));
@@ -546,7 +552,10 @@ impl Runner<MonitorKey> for Checker {
             }
             (inner.spec.clone(), inner.version)
         };
-        let check = self.prober.check(&spec).await;
+        let check = tokio::select! {
+            _ = monitor.deleted.cancelled() => return None,
+            check = self.prober.check(&spec) => check,
+        };
         self.counters.record(check.latency_ms, check.passed());
         Some((monitor, version, check))
     }
