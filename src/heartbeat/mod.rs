@@ -10,8 +10,8 @@
 //! or publish over an override.
 //!
 //! Parts: [`spec`] (settings and validation), [`machine`] (pure state
-//! machine), [`probe`] (the HTTP check), [`scheduler`] (one timer for all
-//! monitors, in-flight limit, jitter), [`events`] (what is published),
+//! machine), `probe` (the HTTP check), [`scheduler`] (one timer for all
+//! monitors, in-flight limit, jitter), `events` (what is published),
 //! [`stats`] (figures).
 
 mod events;

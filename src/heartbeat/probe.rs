@@ -220,6 +220,23 @@ mod tests {
             "redirects are not followed"
         );
 
+        // Followed only when asked.
+        let hop: &'static str = Box::leak(
+            format!("HTTP/1.1 301 Moved\r\nlocation: http://{ok}/\r\ncontent-length: 0\r\n\r\n")
+                .into_boxed_str(),
+        );
+        let hop = serve(Some(hop.as_bytes())).await;
+        let mut follow = spec(format!("http://{hop}/"), 2000);
+        assert_eq!(prober.check(&follow).await.http_status, Some(301));
+        follow.follow_redirects = true;
+        let check = prober.check(&follow).await;
+        assert_eq!(
+            (check.http_status, kind(&check)),
+            (Some(204), None),
+            "{:?}",
+            check.error
+        );
+
         let broken = serve(Some(
             b"HTTP/1.1 503 Unavailable\r\ncontent-length: 0\r\n\r\n",
         ))
