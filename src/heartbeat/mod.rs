@@ -225,7 +225,10 @@ impl Heartbeat {
                 min_interval: settings.min_interval,
             },
         };
-        heartbeat.resume().await?;
+        if let Err(e) = heartbeat.resume().await {
+            heartbeat.stop().await;
+            return Err(e);
+        }
         Ok(heartbeat)
     }
 

@@ -121,6 +121,14 @@ where
     }
 }
 
+/// A scheduler dropped without `stop` still stops: nothing keeps checking
+/// for an owner that is gone.
+impl<K> Drop for Scheduler<K> {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 #[derive(Default)]
 struct Slot {
     /// Bumped by every `schedule`; heap entries and runs of an older
