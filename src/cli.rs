@@ -5,7 +5,7 @@
 
 use crate::{
     auth::Jwt,
-    config::{Config, ConfigError, Limits, Retention, split_list},
+    config::{Config, ConfigError, Limits, MonitorSettings, Retention, split_list},
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -66,6 +66,16 @@ pub struct ServeArgs {
     /// Outgoing messages buffered per connection before it is cut off as too slow.
     #[arg(long, env = "STATUSHUB_QUEUE_SIZE", default_value_t = 1024)]
     pub queue_size: usize,
+    /// Heartbeat checks in flight at once, across all monitors.
+    #[arg(long, env = "STATUSHUB_MONITOR_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub monitor_max_in_flight: usize,
+    /// Shortest monitor interval accepted, in ms (lower it only for tests).
+    #[arg(
+        long,
+        env = "STATUSHUB_MIN_MONITOR_INTERVAL_MS",
+        default_value_t = 1000
+    )]
+    pub min_monitor_interval_ms: u64,
     /// Log format on stderr.
     #[arg(long, env = "STATUSHUB_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -140,6 +150,18 @@ impl ServeArgs {
                 "must be at least 1024",
             ));
         }
+        if !(1..=10_000).contains(&self.monitor_max_in_flight) {
+            return Err(invalid(
+                "STATUSHUB_MONITOR_MAX_IN_FLIGHT (--monitor-max-in-flight)",
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(10..=3_600_000).contains(&self.min_monitor_interval_ms) {
+            return Err(invalid(
+                "STATUSHUB_MIN_MONITOR_INTERVAL_MS (--min-monitor-interval-ms)",
+                "must be between 10 and 3600000",
+            ));
+        }
         let config = Config {
             listen: self.listen,
             data_dir: self.data_dir,
@@ -160,6 +182,10 @@ impl ServeArgs {
                 max_events: self.retention_events,
                 max_age: self.retention_age,
                 ..Retention::default()
+            },
+            monitors: MonitorSettings {
+                max_in_flight: self.monitor_max_in_flight,
+                min_interval: Duration::from_millis(self.min_monitor_interval_ms),
             },
         };
         Ok((config, generated))

@@ -17,6 +17,7 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub limits: Limits,
     pub retention: Retention,
+    pub monitors: MonitorSettings,
 }
 
 /// Per-connection and per-request bounds.
@@ -57,6 +58,25 @@ impl Default for Retention {
             max_events: 10_000,
             max_age: Duration::from_secs(7 * 24 * 3600),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// How the heartbeat checks monitors.
+#[derive(Clone, Debug)]
+pub struct MonitorSettings {
+    /// Checks in flight at once, across all monitors.
+    pub max_in_flight: usize,
+    /// Shortest `intervalMs` a monitor may ask for. 1 s in production;
+    /// tests lower it to run state machines in milliseconds.
+    pub min_interval: Duration,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            max_in_flight: 64,
+            min_interval: Duration::from_secs(1),
         }
     }
 }

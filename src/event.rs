@@ -16,14 +16,17 @@ pub const STATUS_SYNC: &str = "status_sync";
 pub const HEALTH_CHANGED: &str = "health_changed";
 pub const SYNC_PROGRESS: &str = "sync_progress";
 pub const SNAPSHOT: &str = "snapshot";
+/// A heartbeat monitor was deleted: drop it from `monitors` (docs/MONITORS.md).
+pub const MONITOR_REMOVED: &str = "monitor_removed";
 
 /// Names the hub emits itself; a backend may not publish them as custom events.
-const RESERVED: [&str; 5] = [
+const RESERVED: [&str; 6] = [
     PHONE_STATUS_CHANGED,
     STATUS_SYNC,
     HEALTH_CHANGED,
     SYNC_PROGRESS,
     SNAPSHOT,
+    MONITOR_REMOVED,
 ];
 
 static CUSTOM_NAME: LazyLock<regex::Regex> =

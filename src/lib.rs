@@ -1,6 +1,6 @@
 //! statushub: a realtime status broadcast hub.
 //!
-//! Data flows one way: the HTTP [`api`] (and later the heartbeat) hand drafts to
+//! Data flows one way: the HTTP [`api`] and the [`heartbeat`] hand drafts to
 //! the [`hub`], which appends them to the [`store`] (sequence, persistence,
 //! snapshot, idempotency in one atomic step); the store feeds committed events
 //! back to the hub in sequence order, and the hub fans them out to the
@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod heartbeat;
 pub mod hub;
 pub mod page;
 pub mod server;

@@ -5,6 +5,7 @@ use crate::{
     api::{self, AppState},
     auth::{ApiKeys, Jwt},
     config::Config,
+    heartbeat::{Heartbeat, HeartbeatError},
     hub::Hub,
     store::{SqliteStore, Store, StoreError},
     transport,
@@ -31,6 +32,8 @@ pub enum ServerError {
     },
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("heartbeat: {0}")]
+    Heartbeat(#[from] HeartbeatError),
 }
 
 /// Runs the hub on `listener` until `shutdown` resolves, then closes client
@@ -53,7 +56,8 @@ pub async fn run(
         config.retention,
         feed_tx,
     )?);
-    let hub = Hub::start(store, feed_rx, config.limits.clone());
+    let hub = Hub::start(store.clone(), feed_rx, config.limits.clone());
+    let heartbeat = Arc::new(Heartbeat::start(hub.clone(), store, &config.monitors).await?);
     let jwt = Jwt::new(&config.jwt_secret);
 
     let (sio_layer, io) = transport::socketio::layer(hub.clone(), jwt.clone(), &config.limits);
@@ -62,15 +66,19 @@ pub async fn run(
         jwt,
         keys: ApiKeys::new(&config.api_keys),
         max_body_bytes: config.limits.max_body_bytes,
+        heartbeat: heartbeat.clone(),
     };
     let app = api::router(state)
         .layer(sio_layer)
         .layer(cors(&config.allowed_origins)?);
 
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopping = heartbeat.clone();
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down: closing client connections");
+        // No health change is published once shutdown has begun.
+        stopping.stop().await;
         io.close().await;
         let _ = drained_tx.send(());
     };
@@ -83,6 +91,7 @@ pub async fn run(
             tracing::warn!("in-flight requests did not finish in time; exiting anyway");
         }
     }
+    heartbeat.stop().await;
     tracing::info!("stopped");
     Ok(())
 }

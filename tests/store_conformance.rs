@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 use statushub::{
     config::Retention,
     event::Event,
-    store::{Appended, Body, Draft, Idempotency, Section, SqliteStore, Store, StoreError},
+    store::{
+        Appended, Body, Draft, EntryChange, Idempotency, Section, SqliteStore, Store, StoreError,
+        StoredMonitor,
+    },
 };
 use std::{path::Path, sync::Arc, time::Duration};
 use tokio::sync::mpsc;
@@ -172,6 +175,174 @@ async fn retention_by_count(store: Arc<dyn Store>) {
         store.trim().await.unwrap(),
         0,
         "nothing is past the age limit"
+    );
+}
+
+/// An entry body whose event data embeds the previous entry, leaving `entry`.
+fn entry_draft(account: &str, key: &str, entry: Option<Value>) -> Draft {
+    let derive = Arc::new(move |previous: Option<&Value>| EntryChange {
+        data: json!({ "previous": previous, "next": entry }),
+        entry: entry.clone(),
+    });
+    Draft {
+        body: Body::Entry {
+            section: Section::Monitors,
+            key: key.into(),
+            derive,
+        },
+        ..draft(account, "health_changed", Value::Null)
+    }
+}
+
+async fn entry_bodies_set_and_remove_entries(store: Arc<dyn Store>) {
+    seq_of(
+        &*store,
+        entry_draft("acc", "m1", Some(json!({ "health": "healthy" }))),
+    )
+    .await;
+    seq_of(
+        &*store,
+        entry_draft("acc", "m2", Some(json!({ "health": "unknown" }))),
+    )
+    .await;
+    seq_of(
+        &*store,
+        entry_draft("acc", "m1", Some(json!({ "health": "unhealthy" }))),
+    )
+    .await;
+    let snapshot = store.snapshot("acc").await.unwrap();
+    assert_eq!(
+        snapshot.monitors["m1"],
+        json!({ "health": "unhealthy" }),
+        "the entry, not the data"
+    );
+    seq_of(&*store, entry_draft("acc", "m1", None)).await;
+    let snapshot = store.snapshot("acc").await.unwrap();
+    assert_eq!(snapshot.seq, 4);
+    assert!(
+        !snapshot.monitors.contains_key("m1"),
+        "a None entry removes it"
+    );
+    assert_eq!(snapshot.monitors["m2"], json!({ "health": "unknown" }));
+    let data: Vec<Value> = store
+        .events_since("acc", 2, 10)
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| serde_json::from_str(e.data.get()).unwrap())
+        .collect();
+    assert_eq!(
+        data,
+        [
+            json!({ "previous": { "health": "healthy" }, "next": { "health": "unhealthy" } }),
+            json!({ "previous": { "health": "unhealthy" }, "next": null }),
+        ]
+    );
+    // Removing what is not there still records the event.
+    seq_of(&*store, entry_draft("acc", "never", None)).await;
+    assert_eq!(store.snapshot("acc").await.unwrap().monitors.len(), 1);
+}
+
+async fn monitors_are_put_read_saved_and_deleted(store: Arc<dyn Store>) {
+    let spec = json!({ "url": "http://127.0.0.1:1/", "intervalMs": 1000 });
+    assert!(
+        store.put_monitor("acc", "b", spec.clone()).await.unwrap(),
+        "created"
+    );
+    assert!(store.put_monitor("acc", "a", spec.clone()).await.unwrap());
+    assert!(store.put_monitor("other", "a", spec.clone()).await.unwrap());
+    assert!(
+        store
+            .save_monitor_state("acc", "b", json!({ "n": 1 }))
+            .await
+            .unwrap()
+    );
+    let respec = json!({ "url": "http://127.0.0.1:2/", "intervalMs": 2000 });
+    assert!(
+        !store.put_monitor("acc", "b", respec.clone()).await.unwrap(),
+        "replaced"
+    );
+    assert_eq!(
+        store.get_monitor("acc", "b").await.unwrap(),
+        Some(StoredMonitor {
+            account_id: "acc".into(),
+            id: "b".into(),
+            spec: respec,
+            state: Some(json!({ "n": 1 })),
+        }),
+        "a put keeps the saved state"
+    );
+    assert_eq!(
+        store.get_monitor("acc", "a").await.unwrap().unwrap().state,
+        None
+    );
+    assert_eq!(store.get_monitor("acc", "zzz").await.unwrap(), None);
+    let ids = |monitors: Vec<StoredMonitor>| -> Vec<(String, String)> {
+        monitors.into_iter().map(|m| (m.account_id, m.id)).collect()
+    };
+    let own = ids(store.get_monitors(Some("acc")).await.unwrap());
+    assert_eq!(
+        own,
+        [("acc".into(), "a".into()), ("acc".into(), "b".into())]
+    );
+    assert_eq!(ids(store.get_monitors(None).await.unwrap()).len(), 3);
+
+    assert!(store.delete_monitor("acc", "b").await.unwrap());
+    assert!(
+        !store.delete_monitor("acc", "b").await.unwrap(),
+        "already gone"
+    );
+    assert!(
+        !store
+            .save_monitor_state("acc", "b", json!({ "n": 2 }))
+            .await
+            .unwrap(),
+        "a late save does not bring a deleted monitor back"
+    );
+    assert_eq!(store.get_monitor("acc", "b").await.unwrap(), None);
+    assert!(
+        store.get_monitor("other", "a").await.unwrap().is_some(),
+        "accounts are apart"
+    );
+    assert_eq!(
+        store.snapshot("acc").await.unwrap().seq,
+        0,
+        "monitor writes are not events"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_entry_bodies_set_and_remove_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    entry_bodies_set_and_remove_entries(open_sqlite(dir.path(), Retention::default()).0).await;
+}
+
+#[tokio::test]
+async fn sqlite_monitors_are_put_read_saved_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    monitors_are_put_read_saved_and_deleted(open_sqlite(dir.path(), Retention::default()).0).await;
+}
+
+#[tokio::test]
+async fn sqlite_monitors_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _feed) = open_sqlite(dir.path(), Retention::default());
+        store
+            .put_monitor("acc", "m", json!({ "v": 1 }))
+            .await
+            .unwrap();
+        store
+            .save_monitor_state("acc", "m", json!({ "s": 1 }))
+            .await
+            .unwrap();
+    }
+    let (store, _feed) = open_sqlite(dir.path(), Retention::default());
+    let monitor = store.get_monitor("acc", "m").await.unwrap().expect("kept");
+    assert_eq!(
+        (monitor.spec, monitor.state),
+        (json!({ "v": 1 }), Some(json!({ "s": 1 })))
     );
 }
 

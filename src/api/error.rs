@@ -1,7 +1,7 @@
 //! HTTP errors, mapped to the contract's `{"error": {code, message}}` shape in
 //! this one place. Internal causes are logged here once and never shown.
 
-use crate::{auth::AuthError, hub::HubError, store::StoreError};
+use crate::{auth::AuthError, heartbeat::HeartbeatError, hub::HubError, store::StoreError};
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header},
@@ -85,6 +85,24 @@ impl From<HubError> for ApiError {
                     "the store is unavailable; nothing was published",
                 )
             }
+        }
+    }
+}
+
+impl From<HeartbeatError> for ApiError {
+    fn from(e: HeartbeatError) -> Self {
+        match e {
+            HeartbeatError::Invalid(message) => ApiError::bad_request(message),
+            e @ HeartbeatError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            e @ HeartbeatError::TooMany(_) => {
+                ApiError::new(StatusCode::CONFLICT, "limit_reached", e.to_string())
+            }
+            e @ HeartbeatError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            HeartbeatError::Hub(e) => e.into(),
+            HeartbeatError::Store(e) => HubError::Store(e).into(),
+            e @ HeartbeatError::Client(_) => ApiError::internal(e),
         }
     }
 }

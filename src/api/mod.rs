@@ -5,12 +5,14 @@
 //! [`Hub::publish`], so HTTP has no path of its own to the store.
 
 mod error;
+mod monitors;
 
 pub use error::ApiError;
 
 use crate::{
     auth::{self, ApiKeys, Jwt},
     event::{self, CredentialTest, CustomEvent, PhoneTest, Report},
+    heartbeat::Heartbeat,
     hub::Hub,
     store::{Appended, Body, Idempotency},
 };
@@ -42,6 +44,7 @@ pub struct AppState {
     pub jwt: Jwt,
     pub keys: ApiKeys,
     pub max_body_bytes: usize,
+    pub heartbeat: Arc<Heartbeat>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -60,6 +63,7 @@ pub fn router(state: AppState) -> Router {
             post(custom_event).get(events_since),
         )
         .route("/v1/accounts/{account}/status", get(status))
+        .merge(monitors::routes())
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),

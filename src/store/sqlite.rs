@@ -7,8 +7,8 @@
 //! which WAL lets run beside the writer.
 
 use super::{
-    Appended, Body, Draft, Feed, History, Receipt, Section, Snapshot, Store, StoreError,
-    StoreFuture,
+    Appended, Body, Draft, EntryChange, Feed, History, Receipt, Section, Snapshot, Store,
+    StoreError, StoreFuture, StoredMonitor,
 };
 use crate::{config::Retention, event::Event};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -26,7 +26,8 @@ const MAX_BATCH: usize = 512;
 const READ_POOL: usize = 8;
 
 /// Ordered schema migrations; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE accounts (
         account_id TEXT PRIMARY KEY,
         head       INTEGER NOT NULL
@@ -61,17 +62,73 @@ const MIGRATIONS: &[&str] = &[r#"
         PRIMARY KEY (account_id, key)
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_by_age ON idempotency (created_ms);
-"#];
+"#,
+    r#"
+    CREATE TABLE monitors (
+        account_id TEXT    NOT NULL,
+        id         TEXT    NOT NULL,
+        spec       TEXT    NOT NULL,
+        state      TEXT,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (account_id, id)
+    ) WITHOUT ROWID;
+"#,
+];
 
 enum Job {
     Append(Draft, oneshot::Sender<Result<Appended, StoreError>>),
+    Monitor(MonitorWrite, oneshot::Sender<Result<bool, StoreError>>),
     Trim(oneshot::Sender<Result<u64, StoreError>>),
+}
+
+/// A monitor write; it joins the appends' group commit, since check states
+/// are saved after every check.
+enum MonitorWrite {
+    Put {
+        account_id: String,
+        id: String,
+        spec: String,
+    },
+    SaveState {
+        account_id: String,
+        id: String,
+        state: String,
+    },
+    Delete {
+        account_id: String,
+        id: String,
+    },
+}
+
+/// A write waiting in the current batch, with the caller to answer.
+enum Pending {
+    Append(Draft, oneshot::Sender<Result<Appended, StoreError>>),
+    Monitor(MonitorWrite, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 /// An append's result before commit: new events still have to reach the feed.
 enum Outcome {
     New(Event),
     Replayed(Receipt),
+}
+
+impl Pending {
+    fn fail(self, e: StoreError) {
+        match self {
+            Pending::Append(_, reply) => {
+                let _ = reply.send(Err(e));
+            }
+            Pending::Monitor(_, reply) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+}
+
+/// A pending write's result before commit.
+enum Written {
+    Append(Result<Outcome, StoreError>),
+    Monitor(bool),
 }
 
 pub struct SqliteStore {
@@ -175,6 +232,73 @@ impl Store for SqliteStore {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))))
     }
+
+    fn put_monitor<'a>(
+        &'a self,
+        account_id: &'a str,
+        id: &'a str,
+        spec: Value,
+    ) -> StoreFuture<'a, bool> {
+        let write = MonitorWrite::Put {
+            account_id: account_id.to_owned(),
+            id: id.to_owned(),
+            spec: spec.to_string(),
+        };
+        Box::pin(self.submit(|tx| Job::Monitor(write, tx)))
+    }
+
+    fn get_monitor<'a>(
+        &'a self,
+        account_id: &'a str,
+        id: &'a str,
+    ) -> StoreFuture<'a, Option<StoredMonitor>> {
+        let (account_id, id) = (account_id.to_owned(), id.to_owned());
+        Box::pin(async move {
+            let found = self
+                .read(move |conn| {
+                    read_monitors(
+                        conn,
+                        "WHERE account_id = ?1 AND id = ?2",
+                        params![account_id, id],
+                    )
+                })
+                .await?;
+            Ok(found.into_iter().next())
+        })
+    }
+
+    fn get_monitors<'a>(
+        &'a self,
+        account_id: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<StoredMonitor>> {
+        let account_id = account_id.map(str::to_owned);
+        Box::pin(self.read(move |conn| match account_id {
+            Some(account_id) => read_monitors(conn, "WHERE account_id = ?1", params![account_id]),
+            None => read_monitors(conn, "", params![]),
+        }))
+    }
+
+    fn save_monitor_state<'a>(
+        &'a self,
+        account_id: &'a str,
+        id: &'a str,
+        state: Value,
+    ) -> StoreFuture<'a, bool> {
+        let write = MonitorWrite::SaveState {
+            account_id: account_id.to_owned(),
+            id: id.to_owned(),
+            state: state.to_string(),
+        };
+        Box::pin(self.submit(|tx| Job::Monitor(write, tx)))
+    }
+
+    fn delete_monitor<'a>(&'a self, account_id: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        let write = MonitorWrite::Delete {
+            account_id: account_id.to_owned(),
+            id: id.to_owned(),
+        };
+        Box::pin(self.submit(|tx| Job::Monitor(write, tx)))
+    }
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -217,21 +341,22 @@ struct Writer {
 impl Writer {
     fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.blocking_recv() {
-            let mut appends = Vec::new();
+            let mut batch = Vec::new();
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
-                    Job::Append(draft, reply) => appends.push((draft, reply)),
+                    Job::Append(draft, reply) => batch.push(Pending::Append(draft, reply)),
+                    Job::Monitor(write, reply) => batch.push(Pending::Monitor(write, reply)),
                     Job::Trim(reply) => {
                         let _ = reply.send(self.trim().map_err(unavailable));
                     }
                 }
-                if appends.len() < MAX_BATCH {
+                if batch.len() < MAX_BATCH {
                     next = jobs.try_recv().ok();
                 }
             }
-            if !appends.is_empty() {
-                self.commit(appends);
+            if !batch.is_empty() {
+                self.commit(batch);
             }
         }
         // Every handle is gone: leave a compact database behind.
@@ -243,46 +368,62 @@ impl Writer {
     /// Commits a batch in one transaction, feeds the new events in order,
     /// then answers each caller. A storage error fails the whole batch:
     /// nothing of it is stored or acknowledged.
-    fn commit(&mut self, appends: Vec<(Draft, oneshot::Sender<Result<Appended, StoreError>>)>) {
-        let drafts: Vec<&Draft> = appends.iter().map(|(d, _)| d).collect();
-        match self.write_batch(&drafts) {
-            Ok(outcomes) => {
-                for ((_, reply), outcome) in appends.into_iter().zip(outcomes) {
-                    let answer = outcome.map(|o| match o {
-                        Outcome::New(event) => {
-                            let receipt = receipt_of(&event);
-                            // A closed feed only means the hub is shutting down.
-                            let _ = self.feed.blocking_send(Arc::new(event));
-                            Appended::New(receipt)
+    fn commit(&mut self, batch: Vec<Pending>) {
+        match self.write_batch(&batch) {
+            Ok(results) => {
+                for (pending, written) in batch.into_iter().zip(results) {
+                    match (pending, written) {
+                        (Pending::Append(_, reply), Written::Append(outcome)) => {
+                            let _ = reply.send(outcome.map(|o| self.announce(o)));
                         }
-                        Outcome::Replayed(receipt) => Appended::Replayed(receipt),
-                    });
-                    let _ = reply.send(answer);
+                        (Pending::Monitor(_, reply), Written::Monitor(done)) => {
+                            let _ = reply.send(Ok(done));
+                        }
+                        // `write_batch` answers each write in kind; never reached.
+                        (pending, _) => {
+                            pending.fail(StoreError::Unavailable("batch mismatch".into()))
+                        }
+                    }
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, batch = appends.len(), "append batch failed");
-                for (_, reply) in appends {
-                    let _ = reply.send(Err(unavailable_msg(&e)));
+                tracing::error!(error = %e, batch = batch.len(), "write batch failed");
+                for pending in batch {
+                    pending.fail(unavailable_msg(&e));
                 }
             }
         }
     }
 
-    fn write_batch(
-        &mut self,
-        drafts: &[&Draft],
-    ) -> rusqlite::Result<Vec<Result<Outcome, StoreError>>> {
+    /// Hands a committed event to the feed and makes its answer.
+    fn announce(&self, outcome: Outcome) -> Appended {
+        match outcome {
+            Outcome::New(event) => {
+                let receipt = receipt_of(&event);
+                // A closed feed only means the hub is shutting down.
+                let _ = self.feed.blocking_send(Arc::new(event));
+                Appended::New(receipt)
+            }
+            Outcome::Replayed(receipt) => Appended::Replayed(receipt),
+        }
+    }
+
+    fn write_batch(&mut self, batch: &[Pending]) -> rusqlite::Result<Vec<Written>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
-        let mut outcomes = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            outcomes.push(append_one(&tx, draft, &self.retention, now)?);
+        let mut results = Vec::with_capacity(batch.len());
+        for pending in batch {
+            results.push(match pending {
+                Pending::Append(draft, _) => {
+                    Written::Append(append_one(&tx, draft, &self.retention, now)?)
+                }
+                Pending::Monitor(write, _) => Written::Monitor(write_monitor(&tx, write, now)?),
+            });
         }
         tx.commit()?;
-        Ok(outcomes)
+        Ok(results)
     }
 
     fn trim(&mut self) -> rusqlite::Result<u64> {
@@ -368,23 +509,21 @@ fn append_one(
             key,
             derive,
         } => {
-            let previous: Option<Value> = tx
-                .prepare_cached(
-                    "SELECT value FROM entries WHERE account_id = ?1 AND section = ?2 AND key = ?3",
-                )?
-                .query_row(params![account, section.as_str(), key], |r| {
-                    r.get::<_, String>(0)
-                })
-                .optional()?
-                .and_then(|text| serde_json::from_str(&text).ok());
-            let data = serde_json::value::to_raw_value(&derive(previous.as_ref()))
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            tx.prepare_cached(
-                "INSERT INTO entries (account_id, section, key, value, seq) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (account_id, section, key) DO UPDATE SET value = excluded.value, seq = excluded.seq",
-            )?
-            .execute(params![account, section.as_str(), key, data.get(), seq])?;
+            let previous = read_entry(tx, account, *section, key)?;
+            let data = to_raw(&derive(previous.as_ref()))?;
+            write_entry(tx, account, *section, key, Some(data.get()), seq)?;
             data
+        }
+        Body::Entry {
+            section,
+            key,
+            derive,
+        } => {
+            let previous = read_entry(tx, account, *section, key)?;
+            let EntryChange { data, entry } = derive(previous.as_ref());
+            let entry = entry.map(|e| e.to_string());
+            write_entry(tx, account, *section, key, entry.as_deref(), seq)?;
+            to_raw(&data)?
         }
     };
 
@@ -426,6 +565,131 @@ fn append_one(
         published_at: draft.published_at.clone(),
         data,
     })))
+}
+
+fn to_raw(value: &Value) -> rusqlite::Result<Box<RawValue>> {
+    serde_json::value::to_raw_value(value)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn read_entry(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    section: Section,
+    key: &str,
+) -> rusqlite::Result<Option<Value>> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT value FROM entries WHERE account_id = ?1 AND section = ?2 AND key = ?3",
+        )?
+        .query_row(params![account, section.as_str(), key], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()?
+        .and_then(|text| serde_json::from_str(&text).ok()))
+}
+
+/// Sets a snapshot entry (`Some`) or removes it (`None`).
+fn write_entry(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    section: Section,
+    key: &str,
+    value: Option<&str>,
+    seq: u64,
+) -> rusqlite::Result<()> {
+    match value {
+        Some(value) => tx.prepare_cached(
+            "INSERT INTO entries (account_id, section, key, value, seq) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (account_id, section, key) DO UPDATE SET value = excluded.value, seq = excluded.seq",
+        )?
+        .execute(params![account, section.as_str(), key, value, seq])?,
+        None => tx
+            .prepare_cached(
+                "DELETE FROM entries WHERE account_id = ?1 AND section = ?2 AND key = ?3",
+            )?
+            .execute(params![account, section.as_str(), key])?,
+    };
+    Ok(())
+}
+
+/// One monitor write inside the batch transaction; see [`Store`] for what
+/// each returns.
+fn write_monitor(
+    tx: &rusqlite::Transaction<'_>,
+    write: &MonitorWrite,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    Ok(match write {
+        MonitorWrite::Put {
+            account_id,
+            id,
+            spec,
+        } => {
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE monitors SET spec = ?3, updated_ms = ?4 WHERE account_id = ?1 AND id = ?2",
+                )?
+                .execute(params![account_id, id, spec, now])?;
+            if updated == 0 {
+                tx.prepare_cached(
+                    "INSERT INTO monitors (account_id, id, spec, state, updated_ms)
+                     VALUES (?1, ?2, ?3, NULL, ?4)",
+                )?
+                .execute(params![account_id, id, spec, now])?;
+            }
+            updated == 0
+        }
+        MonitorWrite::SaveState {
+            account_id,
+            id,
+            state,
+        } => {
+            tx.prepare_cached(
+                "UPDATE monitors SET state = ?3, updated_ms = ?4 WHERE account_id = ?1 AND id = ?2",
+            )?
+            .execute(params![account_id, id, state, now])?
+                > 0
+        }
+        MonitorWrite::Delete { account_id, id } => {
+            tx.prepare_cached("DELETE FROM monitors WHERE account_id = ?1 AND id = ?2")?
+                .execute(params![account_id, id])?
+                > 0
+        }
+    })
+}
+
+/// Monitors matching `filter` (a `WHERE` clause over `params`). A row whose
+/// JSON no longer parses is skipped with a warning rather than failing the read.
+fn read_monitors(
+    conn: &mut Connection,
+    filter: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<Vec<StoredMonitor>> {
+    let sql = format!(
+        "SELECT account_id, id, spec, state FROM monitors {filter} ORDER BY account_id, id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut monitors = Vec::new();
+    while let Some(row) = rows.next()? {
+        let account_id: String = row.get(0)?;
+        let id: String = row.get(1)?;
+        let spec: String = row.get(2)?;
+        let state: Option<String> = row.get(3)?;
+        let Ok(spec) = serde_json::from_str(&spec) else {
+            tracing::warn!(account = %account_id, monitor = %id, "skipping a monitor whose stored spec is not JSON");
+            continue;
+        };
+        let state = state.and_then(|s| serde_json::from_str(&s).ok());
+        monitors.push(StoredMonitor {
+            account_id,
+            id,
+            spec,
+            state,
+        });
+    }
+    Ok(monitors)
 }
 
 fn read_head(tx: &rusqlite::Transaction<'_>, account_id: &str) -> rusqlite::Result<u64> {

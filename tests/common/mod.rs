@@ -6,7 +6,7 @@
 use serde_json::Value;
 use statushub::{
     auth::Jwt,
-    config::{Config, Limits, Retention},
+    config::{Config, Limits, MonitorSettings, Retention},
     server::ServerError,
 };
 use std::{future::Future, net::SocketAddr, time::Duration};
@@ -35,6 +35,11 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
         allowed_origins: vec![],
         limits: Limits::default(),
         retention: Retention::default(),
+        // Monitor tests run their state machines in tens of milliseconds.
+        monitors: MonitorSettings {
+            min_interval: Duration::from_millis(10),
+            ..MonitorSettings::default()
+        },
     }
 }
 
@@ -91,6 +96,36 @@ impl TestServer {
             .await
             .expect("request");
         answer(response).await
+    }
+
+    /// Sends `method` to `path` with an optional JSON body and bearer credential.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        credential: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(credential) = credential {
+            request = request.bearer_auth(credential);
+        }
+        answer(request.send().await.expect("request")).await
+    }
+
+    /// PUTs JSON to `path` with the API key.
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::PUT, path, Some(body), Some(API_KEY))
+            .await
+    }
+
+    /// DELETEs `path` with the API key.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::DELETE, path, None, Some(API_KEY))
+            .await
     }
 
     /// GETs `path` with the given bearer credential (or none).
