@@ -82,11 +82,12 @@ export function applyEvent(state: HubState, ev: HubEvent): EventOutcome {
 
 type MapName = 'phones' | 'credentials' | 'monitors' | 'jobs';
 
-/** Which map an event updates, under which key, with which value. */
+/** Which map an event updates, under which key, with which value (`undefined` removes the key). */
 const targets: Record<string, (d: Record<string, unknown>) => [MapName, unknown, unknown]> = {
   phone_status_changed: (d) => ['phones', d.phoneNumberId, d],
   status_sync: (d) => ['credentials', d.provider, d],
   health_changed: (d) => ['monitors', d.monitorId, d.current],
+  monitor_removed: (d) => ['monitors', d.monitorId, undefined],
   sync_progress: (d) => ['jobs', d.syncId, d],
 };
 
@@ -99,5 +100,9 @@ export function reduceData(state: HubState, event: string, data: unknown): HubSt
   if (!target || !isObject(data)) return state;
   const [name, key, value] = target(data);
   if (typeof key !== 'string' && typeof key !== 'number') return state;
+  if (value === undefined) {
+    const { [String(key)]: _removed, ...rest } = state[name];
+    return { ...state, [name]: rest };
+  }
   return { ...state, [name]: { ...state[name], [key]: value } };
 }

@@ -143,6 +143,13 @@ describe('applyEvent payloads', () => {
     expect(s.credentials.whatsapp!.userId).toBe('u9');
   });
 
+  it('monitor_removed drops monitors[monitorId] and keeps the others', () => {
+    const withTwo = applied(applied(base, ev('health_changed', health('m1', 'unhealthy'), 1)), ev('health_changed', health('m2', 'healthy'), 2));
+    const s = applied(withTwo, ev('monitor_removed', { monitorId: 'm1', timestamp: 'T' }, 3));
+    expect(Object.keys(s.monitors)).toEqual(['m2']);
+    expect(s.seq).toBe(3);
+  });
+
   it('health_changed stores data.current in monitors[monitorId]', () => {
     const s = applied(base, ev('health_changed', health('m1', 'unhealthy'), 1));
     expect(s.monitors.m1).toEqual(health('m1', 'unhealthy').current);
