@@ -7,12 +7,15 @@
 //! [`transport`] connections subscribed to the account. Transports never touch
 //! the store.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod event;
 pub mod hub;
+pub mod metrics;
+pub mod rate_limit;
 pub mod server;
 pub mod store;
 pub mod transport;

@@ -5,6 +5,7 @@
 //! [`Hub::publish`], so HTTP has no path of its own to the store.
 
 mod error;
+mod ops;
 
 pub use error::ApiError;
 
@@ -12,6 +13,7 @@ use crate::{
     auth::{self, ApiKeys, Jwt},
     event::{self, CredentialTest, CustomEvent, PhoneTest},
     hub::Hub,
+    rate_limit::PublishLimiter,
     store::{Appended, Body, Idempotency, Section},
 };
 use axum::{
@@ -42,6 +44,8 @@ pub struct AppState {
     pub jwt: Jwt,
     pub keys: ApiKeys,
     pub max_body_bytes: usize,
+    /// Per-API-key token buckets for publishes.
+    pub publish_limit: Arc<PublishLimiter>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -62,6 +66,8 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/stats", get(ops::stats))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -108,15 +114,26 @@ fn account(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     Ok(account)
 }
 
-/// Backend endpoints: only an API key will do.
-fn require_service(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Backend endpoints: only an API key will do. Returns which one.
+fn require_service(state: &AppState, headers: &HeaderMap) -> Result<usize, ApiError> {
     let credential = bearer(headers)
         .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
-    if state.keys.accepts(credential) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized("invalid API key"))
-    }
+    state
+        .keys
+        .identify(credential)
+        .ok_or_else(|| ApiError::unauthorized("invalid API key"))
+}
+
+/// Publish endpoints: an API key within its rate limit.
+fn require_publisher(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let key = require_service(state, headers)?;
+    state.publish_limit.check(key).map_err(|retry_after| {
+        state.hub.metrics.rate_limited();
+        ApiError::rate_limited(
+            "publish rate limit of this API key exceeded; retry after Retry-After seconds",
+            retry_after,
+        )
+    })
 }
 
 /// Read endpoints: an API key, or a client token for this very account
@@ -127,13 +144,24 @@ fn require_reader(
     query_token: Option<&str>,
     account: &str,
 ) -> Result<(), ApiError> {
+    authorize_reader(&state.jwt, &state.keys, headers, query_token, account)
+}
+
+/// The read rule itself, shared with the SSE stream.
+pub(crate) fn authorize_reader(
+    jwt: &Jwt,
+    keys: &ApiKeys,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    account: &str,
+) -> Result<(), ApiError> {
     let credential = bearer(headers).or(query_token).ok_or_else(|| {
         ApiError::unauthorized("missing credentials: an API key or a client token")
     })?;
-    if state.keys.accepts(credential) {
+    if keys.accepts(credential) {
         return Ok(());
     }
-    let claims = state.jwt.verify(credential)?;
+    let claims = jwt.verify(credential)?;
     if claims.may_read(account) {
         Ok(())
     } else {
@@ -197,7 +225,7 @@ async fn phone_test(
     body: JsonBody<PhoneTest>,
 ) -> Result<Response, ApiError> {
     let account = account(path)?;
-    require_service(&state, &headers)?;
+    require_publisher(&state, &headers)?;
     let idem = idempotency(&headers, "phone-tests", &body.raw)?;
     let test = body.value;
     test.validate().map_err(ApiError::bad_request)?;
@@ -224,7 +252,7 @@ async fn credential_test(
     body: JsonBody<CredentialTest>,
 ) -> Result<Response, ApiError> {
     let account = account(path)?;
-    require_service(&state, &headers)?;
+    require_publisher(&state, &headers)?;
     let idem = idempotency(&headers, "credential-tests", &body.raw)?;
     let test = body.value;
     test.validate().map_err(ApiError::bad_request)?;
@@ -251,7 +279,7 @@ async fn custom_event(
     body: JsonBody<CustomEvent>,
 ) -> Result<Response, ApiError> {
     let account = account(path)?;
-    require_service(&state, &headers)?;
+    require_publisher(&state, &headers)?;
     let idem = idempotency(&headers, "events", &body.raw)?;
     let CustomEvent { event: name, data } = body.value;
     event::check_custom_name(&name).map_err(ApiError::bad_request)?;

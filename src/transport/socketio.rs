@@ -7,12 +7,18 @@
 //! no further events at once and its disconnect notice is retried until a
 //! slot frees; a peer that reads nothing at all is reaped by the Engine.IO
 //! heartbeat. Either way its memory stays bounded by the buffer.
+//!
+//! Admission (the shared connection limits) is asked in the connect
+//! middleware, after the token check: a refused socket gets a
+//! `connect_error` naming the limit. The `Origin` check happens before
+//! Engine.IO sees the request, in [`super::origin::guard`].
 
+use super::{Context, peer_ip};
 use crate::{
-    auth::{AuthError, Claims, Jwt},
-    config::Limits,
+    admission::{Permit, Refusal as AdmissionRefusal},
+    auth::{AuthError, Claims},
     event,
-    hub::{DisconnectReason, Hub, Outbound, Sink, SinkError, Subscription},
+    hub::{DisconnectReason, Outbound, Sink, SinkError, Subscription, Transport},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,16 +34,10 @@ use std::{
     time::Duration,
 };
 
-/// Subscriptions one connection may hold (its own account plus admin ones).
-const MAX_SUBSCRIPTIONS: usize = 100;
 /// How long a disconnect notice is retried while the peer's buffer is full.
 const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 
-#[derive(Clone)]
-struct Ctx {
-    hub: Arc<Hub>,
-    jwt: Jwt,
-}
+type Ctx = Context;
 
 /// The verified identity and resume point, set by the connect middleware.
 #[derive(Clone)]
@@ -70,14 +70,21 @@ enum Refusal {
     Auth(#[from] AuthError),
     #[error("bad_request: {0}")]
     BadRequest(String),
+    #[error("{code}: {0}", code = .0.code())]
+    Admission(#[from] AdmissionRefusal),
 }
 
 /// Builds the Socket.IO layer served at `/socket.io/`.
-pub fn layer(hub: Arc<Hub>, jwt: Jwt, limits: &Limits) -> (SocketIoLayer, SocketIo) {
+pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
+    let limits = &ctx.limits;
     let (layer, io) = SocketIo::builder()
         .max_buffer_size(limits.queue_size)
-        .max_payload(limits.max_body_bytes as u64)
-        .with_state(Ctx { hub, jwt })
+        .max_payload(limits.max_message_bytes as u64)
+        .ws_max_message_size(limits.max_message_bytes)
+        .ws_max_frame_size(limits.max_message_bytes)
+        .ping_interval(limits.ping_interval)
+        .ping_timeout(limits.ping_timeout)
+        .with_state(ctx.clone())
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
     (layer, io)
@@ -88,9 +95,28 @@ async fn authenticate(
     TryData(auth): TryData<ConnectAuth>,
     State(ctx): State<Ctx>,
 ) -> Result<(), Refusal> {
+    let result = admit(&socket, auth, &ctx);
+    if let Err(refusal) = &result {
+        if !matches!(refusal, Refusal::Admission(_)) {
+            ctx.admission.refused("unauthorized");
+        }
+        tracing::info!(transport = "socketio", socket = %socket.id, reason = %refusal, "connection refused");
+    }
+    result
+}
+
+fn admit(
+    socket: &SocketRef,
+    auth: Result<ConnectAuth, socketioxide::ParserError>,
+    ctx: &Ctx,
+) -> Result<(), Refusal> {
     let auth = auth.map_err(|_| AuthError::MissingToken)?;
     let claims = ctx.jwt.verify(auth.token.as_deref().unwrap_or_default())?;
     let since = parse_since(auth.since)?;
+    let permit = ctx
+        .admission
+        .admit(peer_ip(socket.req_parts()), Transport::SocketIo)?;
+    socket.extensions.insert(Arc::new(permit));
     socket.extensions.insert(Conn { claims, since });
     Ok(())
 }
@@ -131,8 +157,31 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
                 ctx.hub.unsubscribe(&sub);
             }
         }
-        tracing::info!(transport = "socketio", socket = %socket.id, reason = ?reason, "connection closed");
+        // The hub's reason (set in `SocketSink::close`) wins over the
+        // engine's, which would only say "server disconnect".
+        let permit = socket.extensions.remove::<Arc<Permit>>();
+        let reason = permit.as_ref().map_or(close_word(reason), |p| {
+            p.set_close_reason(close_word(reason));
+            p.close_reason()
+        });
+        tracing::info!(transport = "socketio", socket = %socket.id, reason, "connection closed");
     });
+}
+
+/// Socket.IO's disconnect reasons as the stable words of the metrics.
+fn close_word(reason: SioDisconnectReason) -> &'static str {
+    match reason {
+        SioDisconnectReason::TransportClose | SioDisconnectReason::ClientNSDisconnect => {
+            "client_closed"
+        }
+        SioDisconnectReason::TransportError => "transport_error",
+        SioDisconnectReason::HeartbeatTimeout => "ping_timeout",
+        SioDisconnectReason::MultipleHttpPollingError | SioDisconnectReason::PacketParsingError => {
+            "bad_request"
+        }
+        SioDisconnectReason::ServerNSDisconnect => "server_disconnect",
+        SioDisconnectReason::ClosingServer => "shutdown",
+    }
 }
 
 /// `{accountId, since?}`: an admin watches another account.
@@ -190,10 +239,11 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeRequest, String>, ct
     };
     let mut subs = subs.lock();
     if !subs.iter().any(|s| s.account_id == req.account_id) {
-        if subs.len() >= MAX_SUBSCRIPTIONS {
+        let max = ctx.limits.max_subscriptions;
+        if subs.len() >= max {
             return error(
                 "too_many_subscriptions",
-                format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
+                format!("at most {max} subscriptions per connection"),
             );
         }
         let sink: Arc<dyn Sink> = Arc::new(SocketSink {
@@ -222,7 +272,14 @@ impl Sink for SocketSink {
         })
     }
 
+    fn transport(&self) -> Transport {
+        Transport::SocketIo
+    }
+
     fn close(&self, reason: DisconnectReason) {
+        if let Some(permit) = self.socket.extensions.get::<Arc<Permit>>() {
+            permit.set_close_reason(reason.code());
+        }
         let socket = self.socket.clone();
         tokio::spawn(async move {
             let notice = json!({ "reason": reason.code(), "reconnect": true });
