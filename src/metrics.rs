@@ -178,6 +178,13 @@ impl Metrics {
     pub fn report(&self, subscriptions: usize) -> Report {
         let connections = Transport::ALL
             .iter()
+            // `other` only shows once something outside the three transports used it.
+            .filter(|&&t| {
+                let c = self.transport(t);
+                t != Transport::Other
+                    || c.opened.load(Ordering::Relaxed) + c.slow_disconnects.load(Ordering::Relaxed)
+                        > 0
+            })
             .map(|&t| {
                 let c = self.transport(t);
                 let closed = self
