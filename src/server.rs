@@ -83,6 +83,7 @@ pub async fn run(
     };
 
     let (sio_layer, io) = transport::socketio::layer(ctx.clone());
+    let sio_hub = hub.clone();
     let limits = &config.limits;
     let state = AppState {
         hub,
@@ -112,7 +113,8 @@ pub async fn run(
         tracing::info!("shutting down: refusing new connections, closing client connections");
         // WebSockets close with 1012, SSE streams end, newcomers get 503.
         closing.begin_shutdown();
-        io.close().await;
+        transport::socketio::shutdown(&io, &sio_hub).await;
+        drop(sio_hub);
         let _ = drained_tx.send(());
     };
     let serve = axum::serve(

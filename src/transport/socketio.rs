@@ -18,7 +18,7 @@ use crate::{
     admission::{Permit, Refusal as AdmissionRefusal},
     auth::{AuthError, Claims},
     event,
-    hub::{DisconnectReason, Outbound, Sink, SinkError, Subscription, Transport},
+    hub::{DisconnectReason, Hub, Outbound, Sink, SinkError, Subscription, Transport},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -151,21 +151,50 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
         user = %conn.claims.sub, since = ?conn.since, "connection opened");
 
     socket.on("subscribe", on_subscribe);
-    socket.on_disconnect(async |socket: SocketRef, reason: SioDisconnectReason, State(ctx): State<Ctx>| {
-        if let Some(subs) = socket.extensions.remove::<Subs>() {
-            for sub in subs.lock().drain(..) {
-                ctx.hub.unsubscribe(&sub);
-            }
+    socket.on_disconnect(
+        async |socket: SocketRef, reason: SioDisconnectReason, State(ctx): State<Ctx>| {
+            release(&socket, &ctx.hub, close_word(reason));
+        },
+    );
+}
+
+/// Releases a socket's subscriptions and connection slot and logs its close,
+/// once. The hub's reason (set in `SocketSink::close`) wins over `reason`,
+/// which from the engine would only say "server disconnect".
+fn release(socket: &SocketRef, hub: &Hub, reason: &'static str) {
+    if let Some(subs) = socket.extensions.remove::<Subs>() {
+        for sub in subs.lock().drain(..) {
+            hub.unsubscribe(&sub);
         }
-        // The hub's reason (set in `SocketSink::close`) wins over the
-        // engine's, which would only say "server disconnect".
-        let permit = socket.extensions.remove::<Arc<Permit>>();
-        let reason = permit.as_ref().map_or(close_word(reason), |p| {
-            p.set_close_reason(close_word(reason));
-            p.close_reason()
-        });
-        tracing::info!(transport = "socketio", socket = %socket.id, reason, "connection closed");
-    });
+    }
+    if let Some(permit) = socket.extensions.remove::<Arc<Permit>>() {
+        permit.set_close_reason(reason);
+        tracing::info!(transport = "socketio", socket = %socket.id, reason = permit.close_reason(),
+            "connection closed");
+    }
+}
+
+/// Ends every Socket.IO connection for shutdown: each is told why, then its
+/// transport is closed, which socket.io clients answer by reconnecting (a
+/// namespace disconnect first would stop them from doing so).
+///
+/// socketioxide 0.18's `close` neither runs the disconnect handlers nor
+/// removes the sockets from their namespace, and a socket and its namespace
+/// hold each other (and, through the namespace, our state and the hub, so the
+/// store would never close). So the sockets are released here, and after the
+/// transports are gone a namespace disconnect — which the departed clients
+/// no longer receive — unlinks them.
+pub async fn shutdown(io: &SocketIo, hub: &Hub) {
+    let notice = json!({ "reason": DisconnectReason::Shutdown.code(), "reconnect": true });
+    let sockets = io.sockets();
+    for socket in &sockets {
+        let _ = socket.emit("statushub:disconnect", &notice);
+        release(socket, hub, DisconnectReason::Shutdown.code());
+    }
+    io.close().await;
+    for socket in sockets {
+        let _ = socket.disconnect();
+    }
 }
 
 /// Socket.IO's disconnect reasons as the stable words of the metrics.
@@ -284,14 +313,21 @@ impl Sink for SocketSink {
         tokio::spawn(async move {
             let notice = json!({ "reason": reason.code(), "reconnect": true });
             let give_up = tokio::time::Instant::now() + CLOSE_RETRY_FOR;
-            while tokio::time::Instant::now() < give_up {
-                if !socket.connected() {
-                    return;
+            let mut told = false;
+            while tokio::time::Instant::now() < give_up && socket.connected() {
+                // Only a full buffer is worth waiting for; any other error means the socket is gone.
+                if !told {
+                    match socket.emit("statushub:disconnect", &notice) {
+                        Ok(()) => told = true,
+                        Err(SendError::Socket(SocketError::InternalChannelFull)) => {}
+                        Err(_) => return,
+                    }
                 }
-                if socket.emit("statushub:disconnect", &notice).is_ok()
-                    && socket.clone().disconnect().is_ok()
-                {
-                    return;
+                if told {
+                    match socket.clone().disconnect() {
+                        Err(SocketError::InternalChannelFull) => {}
+                        _ => return,
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -67,6 +67,7 @@ impl TestServer {
 
     /// Starts a server on an existing data dir (to test restarts).
     pub async fn start_in(data_dir: tempfile::TempDir, config: Config) -> Self {
+        init_logs();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
@@ -267,6 +268,18 @@ async fn answer(response: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// `STATUSHUB_TEST_LOGS=1` shows the server's logs (filtered by `RUST_LOG`) in test output.
+fn init_logs() {
+    if std::env::var_os("STATUSHUB_TEST_LOGS").is_some() {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// Waits for `condition` to hold, polling, or panics naming `what`.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut condition: F)
 where
@@ -394,6 +407,56 @@ impl SseEvent {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.data).expect("SSE data is JSON")
     }
+}
+
+/// One SSE block (the text between blank lines): an event, a comment, or nothing.
+pub fn parse_sse_block(block: &str) -> Option<SseItem> {
+    let mut event = SseEvent {
+        event: "message".into(),
+        ..SseEvent::default()
+    };
+    let mut has_fields = false;
+    let mut comment = None;
+    for line in block.lines().filter(|l| !l.is_empty()) {
+        if let Some(text) = line.strip_prefix(':') {
+            comment = Some(text.trim().to_owned());
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
+        has_fields = true;
+        match field {
+            "id" => event.id = Some(value),
+            "event" => event.event = value,
+            "data" if event.data.is_empty() => event.data = value,
+            "data" => event.data = format!("{}\n{value}", event.data),
+            _ => {}
+        }
+    }
+    if has_fields {
+        Some(SseItem::Event(event))
+    } else {
+        comment.map(SseItem::Comment)
+    }
+}
+
+/// Every event in a complete SSE body.
+pub fn parse_sse(body: &str) -> Vec<SseEvent> {
+    body.split("\n\n")
+        .filter_map(parse_sse_block)
+        .filter_map(|item| match item {
+            SseItem::Event(event) => Some(event),
+            SseItem::Comment(_) => None,
+        })
+        .collect()
+}
+
+/// A TCP connection to `addr` with a tiny receive buffer: a client that
+/// stops reading fills it (and the server's buffers) after a few kilobytes.
+pub async fn slow_tcp(addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect(addr).await.expect("connect")
 }
 
 #[derive(Debug)]
