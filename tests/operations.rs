@@ -357,12 +357,15 @@ async fn graceful_shutdown_tells_clients_to_reconnect_and_loses_nothing_acknowle
         .expect("socket.io");
     let sio = tokio::spawn(async move {
         let mut seqs = Vec::new();
-        while let Some((_, _, meta)) = sio.next_event().await {
-            if let Some(seq) = meta["seq"].as_u64() {
+        let mut notice = None;
+        while let Some((name, data, meta)) = sio.next_event().await {
+            if name == "statushub:disconnect" {
+                notice = Some(data);
+            } else if let Some(seq) = meta["seq"].as_u64() {
                 seqs.push(seq);
             }
         }
-        seqs
+        (seqs, notice)
     });
 
     // A backend keeps publishing through the shutdown; every 201 is recorded.
@@ -427,13 +430,17 @@ async fn graceful_shutdown_tells_clients_to_reconnect_and_loses_nothing_acknowle
         .rev()
         .find_map(|e| e.id.as_ref()?.parse().ok())
         .unwrap();
-    let sio_seqs = tokio::time::timeout(WAIT, sio)
+    let (sio_seqs, notice) = tokio::time::timeout(WAIT, sio)
         .await
         .expect("socket.io disconnected")
         .unwrap();
     assert!(
         sio_seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "gapless socket.io events"
+    );
+    assert_eq!(
+        notice,
+        Some(json!({ "reason": "shutdown", "reconnect": true }))
     );
 
     // After a restart every acknowledged publish is there, with its seq and id.

@@ -117,7 +117,7 @@ async fn keep_alive_comments_flow_while_idle() {
 async fn credentials_and_the_cross_account_rule() {
     let server = TestServer::start().await;
     let cases = [
-        (format!("{STREAM}"), None, 401, "unauthorized"),
+        (STREAM.to_owned(), None, 401, "unauthorized"),
         (format!("{STREAM}?token=garbage"), None, 401, "unauthorized"),
         (
             format!("{STREAM}?token={}", server.token("globex")),
@@ -126,7 +126,7 @@ async fn credentials_and_the_cross_account_rule() {
             "forbidden",
         ),
         (
-            format!("{STREAM}"),
+            STREAM.to_owned(),
             Some(format!("Bearer {}", server.token("globex"))),
             403,
             "forbidden",

@@ -234,6 +234,8 @@ fn event_stream(
                     Live::Ended(reason) => {
                         st.open.permit.set_close_reason(reason.code());
                         if reason == DisconnectReason::Shutdown {
+                            // Nothing new joins the queue; what is in it still goes out.
+                            st.open.ctx.hub.unsubscribe(&st.open.subscription);
                             st.phase = Phase::Draining;
                         } else {
                             // A slow client's queue is dropped: it resumes from its Last-Event-ID.
