@@ -493,6 +493,9 @@ async fn a_server_with_clients_that_never_read_still_stops_and_closes_its_store(
         .socketio(json!({ "token": token }))
         .await
         .expect("socket.io");
+    // A refused Socket.IO connect leaves its engine session open (socketioxide).
+    let refused = server.socketio(json!({ "token": "garbage" })).await;
+    assert!(refused.is_err());
     server.publish("acme", "x", json!({})).await;
     let data_dir = server.stop().await;
     let wal = data_dir.path().join("statushub.db-wal");

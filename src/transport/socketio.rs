@@ -15,8 +15,9 @@
 
 use super::{Context, peer_ip};
 use crate::{
-    admission::{Permit, Refusal as AdmissionRefusal},
-    auth::{AuthError, Claims},
+    admission::{Admission, Permit, Refusal as AdmissionRefusal},
+    auth::{AuthError, Claims, Jwt},
+    config::Limits,
     event,
     hub::{DisconnectReason, Hub, Outbound, Sink, SinkError, Subscription, Transport},
 };
@@ -30,14 +31,25 @@ use socketioxide::{
     socket::DisconnectReason as SioDisconnectReason,
 };
 use std::{
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
     time::Duration,
 };
 
 /// How long a disconnect notice is retried while the peer's buffer is full.
 const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 
-type Ctx = Context;
+/// The state socketioxide keeps. It holds the hub only weakly: socketioxide
+/// keeps some sockets — and with them this state — alive past `close`
+/// (engine sessions whose namespace connect was refused stay open until the
+/// client leaves), and a strong hub there would keep the store from closing
+/// at shutdown.
+#[derive(Clone)]
+struct Ctx {
+    hub: Weak<Hub>,
+    jwt: Jwt,
+    limits: Limits,
+    admission: Arc<Admission>,
+}
 
 /// The verified identity and resume point, set by the connect middleware.
 #[derive(Clone)]
@@ -84,7 +96,12 @@ pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
         .ws_max_frame_size(limits.max_message_bytes)
         .ping_interval(limits.ping_interval)
         .ping_timeout(limits.ping_timeout)
-        .with_state(ctx.clone())
+        .with_state(Ctx {
+            hub: Arc::downgrade(&ctx.hub),
+            jwt: ctx.jwt.clone(),
+            limits: ctx.limits.clone(),
+            admission: ctx.admission.clone(),
+        })
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
     (layer, io)
@@ -133,8 +150,8 @@ fn parse_since(raw: Option<Value>) -> Result<Option<u64>, Refusal> {
 }
 
 async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
-    let Some(conn) = socket.extensions.get::<Conn>() else {
-        // The middleware always sets it; a socket without it cannot be served.
+    // The middleware always sets `Conn`; without it (or once the hub is gone) a socket cannot be served.
+    let (Some(conn), Some(hub)) = (socket.extensions.get::<Conn>(), ctx.hub.upgrade()) else {
         let _ = socket.disconnect();
         return;
     };
@@ -142,10 +159,8 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
     let sink: Arc<dyn Sink> = Arc::new(SocketSink {
         socket: socket.clone(),
     });
-    subs.lock().push(
-        ctx.hub
-            .subscribe(&conn.claims.account_id, conn.since, sink.clone()),
-    );
+    subs.lock()
+        .push(hub.subscribe(&conn.claims.account_id, conn.since, sink.clone()));
     socket.extensions.insert(subs.clone());
     tracing::info!(transport = "socketio", socket = %socket.id, account = %conn.claims.account_id,
         user = %conn.claims.sub, since = ?conn.since, "connection opened");
@@ -153,7 +168,7 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
     socket.on("subscribe", on_subscribe);
     socket.on_disconnect(
         async |socket: SocketRef, reason: SioDisconnectReason, State(ctx): State<Ctx>| {
-            release(&socket, &ctx.hub, close_word(reason));
+            release(&socket, ctx.hub.upgrade().as_deref(), close_word(reason));
         },
     );
 }
@@ -161,10 +176,12 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
 /// Releases a socket's subscriptions and connection slot and logs its close,
 /// once. The hub's reason (set in `SocketSink::close`) wins over `reason`,
 /// which from the engine would only say "server disconnect".
-fn release(socket: &SocketRef, hub: &Hub, reason: &'static str) {
+fn release(socket: &SocketRef, hub: Option<&Hub>, reason: &'static str) {
     if let Some(subs) = socket.extensions.remove::<Subs>() {
         for sub in subs.lock().drain(..) {
-            hub.unsubscribe(&sub);
+            if let Some(hub) = hub {
+                hub.unsubscribe(&sub);
+            }
         }
     }
     if let Some(permit) = socket.extensions.remove::<Arc<Permit>>() {
@@ -189,7 +206,7 @@ pub async fn shutdown(io: &SocketIo, hub: &Hub) {
     let sockets = io.sockets();
     for socket in &sockets {
         let _ = socket.emit("statushub:disconnect", &notice);
-        release(socket, hub, DisconnectReason::Shutdown.code());
+        release(socket, Some(hub), DisconnectReason::Shutdown.code());
     }
     io.close().await;
     for socket in sockets {
@@ -262,7 +279,10 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeRequest, String>, ct
             format!("this token may not subscribe to account {}", req.account_id),
         );
     }
-    let head = match ctx.hub.history(&req.account_id, u64::MAX, 0).await {
+    let Some(hub) = ctx.hub.upgrade() else {
+        return error("unavailable", "the server is shutting down".into());
+    };
+    let head = match hub.history(&req.account_id, u64::MAX, 0).await {
         Ok(history) => history.head,
         Err(_) => return error("unavailable", "store unavailable".into()),
     };
@@ -278,7 +298,7 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeRequest, String>, ct
         let sink: Arc<dyn Sink> = Arc::new(SocketSink {
             socket: socket.clone(),
         });
-        subs.push(ctx.hub.subscribe(&req.account_id, since, sink));
+        subs.push(hub.subscribe(&req.account_id, since, sink));
     }
     json!({ "ok": true, "seq": head })
 }
