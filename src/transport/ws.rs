@@ -73,6 +73,12 @@ pub const MAX_BAD_FRAMES: u32 = 10;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Queued frames written per flush.
 const WRITE_BATCH: usize = 64;
+/// Per-connection buffers. tungstenite allocates its read buffer up front
+/// (128 KiB by default, most of an idle connection's memory); client frames
+/// are small, and a larger one grows the buffer as needed.
+const READ_BUFFER: usize = 4 * 1024;
+/// Frames are buffered up to this before being written; a flush writes all.
+const WRITE_BUFFER: usize = 16 * 1024;
 
 /// A close the server initiates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,6 +244,8 @@ async fn upgrade(
     let max = ctx.limits.max_message_bytes;
     let since = query.since;
     Ok(ws
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| serve(ctx, permit, socket, credential, since)))
