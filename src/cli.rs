@@ -295,6 +295,7 @@ pub fn dev_banner(config: &Config, url: &str, generated: &Generated) -> String {
     let jwt = Jwt::new(&config.jwt_secret);
     let token = jwt.mint("demo", "demo-user", None, Duration::from_secs(24 * 3600));
     let key = &config.api_keys[0];
+    let ws = url.replacen("http", "ws", 1);
     let mut out = String::from("\nstatushub dev mode\n");
     if generated.jwt_secret {
         out += &format!("  JWT secret (generated): {}\n", config.jwt_secret);
@@ -306,6 +307,9 @@ pub fn dev_banner(config: &Config, url: &str, generated: &Generated) -> String {
         "  client token (account \"demo\", 24h):\n    {token}\n\n\
          Open the live status page:\n    {url}/?token={token}\n\n\
          Connect a socket.io client:\n    io(\"{url}\", {{ auth: {{ token: \"{token}\" }} }})\n\n\
+         Or follow the events as Server-Sent Events or on a raw WebSocket:\n    \
+         curl -N '{url}/v1/accounts/demo/stream?token={token}'\n    \
+         websocat '{ws}/ws?token={token}'\n\n\
          Post a phone test and watch phone_status_changed arrive:\n    \
          curl -sS -X POST {url}/v1/accounts/demo/phone-tests \\\n      \
          -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n      \
