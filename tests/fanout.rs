@@ -6,14 +6,14 @@
 
 mod common;
 
-use common::{SioClient, SseClient, TestServer, WAIT, WsClient, parse_sse, slow_tcp, wait_for};
-use futures::StreamExt;
+use common::{
+    SioClient, SseClient, TestServer, WAIT, WsClient, WsEnd, parse_sse, slow_tcp, wait_for,
+};
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     task::JoinHandle,
 };
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 /// `(seq, id, event)` of every event a client received, up to and including `done`.
 type Seen = Vec<(u64, String, String)>;
@@ -185,14 +185,14 @@ async fn clients_that_stop_reading_are_cut_off_while_the_others_keep_receiving()
     .await;
     let token = server.token("acme");
 
-    // Two clients that will never read, on sockets with tiny receive buffers.
-    let request = server
-        .ws_url(&format!("/ws?token={token}"))
-        .into_client_request()
-        .unwrap();
-    let (mut slow_ws, _) = tokio_tungstenite::client_async(request, slow_tcp(server.addr).await)
+    // One client per transport that will never read, on sockets with tiny receive buffers.
+    let mut slow_ws = server
+        .ws_over(slow_tcp(server.addr).await, &format!("/ws?token={token}"))
+        .await;
+    let mut slow_sio = server
+        .socketio_over(slow_tcp(server.addr).await, json!({ "token": token }))
         .await
-        .expect("slow websocket");
+        .expect("slow socket.io");
     let mut slow_sse = slow_tcp(server.addr).await;
     // HTTP/1.0: the body is the raw event stream, ended by closing the connection.
     slow_sse
@@ -201,8 +201,8 @@ async fn clients_that_stop_reading_are_cut_off_while_the_others_keep_receiving()
         )
         .await
         .unwrap();
-    wait_for("both slow clients to be subscribed", WAIT, || async {
-        server.stats().await["subscriptions"] == 2
+    wait_for("the slow clients to be subscribed", WAIT, || async {
+        server.stats().await["subscriptions"] == 3
     })
     .await;
 
@@ -223,8 +223,9 @@ async fn clients_that_stop_reading_are_cut_off_while_the_others_keep_receiving()
 
     publish_until(&server, 400, async || {
         let slow = &server.stats().await["connections"];
-        slow["websocket"]["slowConsumerDisconnects"] == 1
-            && slow["sse"]["slowConsumerDisconnects"] == 1
+        ["websocket", "sse", "socketio"]
+            .iter()
+            .all(|t| slow[t]["slowConsumerDisconnects"] == 1)
     })
     .await;
     server.publish("acme", "done", json!({})).await;
@@ -236,33 +237,17 @@ async fn clients_that_stop_reading_are_cut_off_while_the_others_keep_receiving()
             .unwrap();
         assert_eq!(seen, stored, "the fast clients got everything, in order");
     }
-    let stats = server.stats().await;
-    assert_eq!(
-        stats["connections"]["socketio"]["slowConsumerDisconnects"],
-        0
-    );
 
     // The slow WebSocket got a gapless prefix, then (if it could still be
     // told) the slow-consumer close code.
     let mut last_ws = 0;
-    while let Some(Ok(msg)) = tokio::time::timeout(WAIT, slow_ws.next())
-        .await
-        .expect("ends")
-    {
-        match msg {
-            Message::Text(text) => {
-                let frame: Value = serde_json::from_str(&text).unwrap();
-                if frame["type"] == "event" {
-                    assert_eq!(frame["seq"], last_ws + 1, "gapless");
-                    last_ws += 1;
-                }
-            }
-            Message::Close(Some(close)) => {
-                assert_eq!(u16::from(close.code), 4009, "{}", close.reason);
-                break;
-            }
-            _ => {}
-        }
+    let (end, frames) = slow_ws.end().await;
+    for frame in frames.iter().filter(|f| f["type"] == "event") {
+        assert_eq!(frame["seq"], last_ws + 1, "gapless");
+        last_ws += 1;
+    }
+    if let WsEnd::Closed { code, reason } = end {
+        assert_eq!(code, 4009, "{reason}");
     }
     assert!(
         last_ws < stored.len() as u64,
@@ -291,7 +276,27 @@ async fn clients_that_stop_reading_are_cut_off_while_the_others_keep_receiving()
     assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "gapless: {ids:?}");
     let last_sse = *ids.last().unwrap();
 
-    // Both resume exactly where they were cut off.
+    // The slow Socket.IO client: a gapless prefix, then the notice and the disconnect.
+    let mut last_sio = 0;
+    let mut notice = None;
+    while let Some((name, data, meta)) = slow_sio.next_event().await {
+        if name == "statushub:disconnect" {
+            notice = Some(data);
+        } else if let Some(seq) = meta["seq"].as_u64() {
+            assert_eq!(seq, last_sio + 1, "gapless");
+            last_sio = seq;
+        }
+    }
+    assert!(
+        last_sio < stored.len() as u64,
+        "it was cut off before the end"
+    );
+    assert_eq!(
+        notice,
+        Some(json!({ "reason": "slow_consumer", "reconnect": true }))
+    );
+
+    // All resume exactly where they were cut off.
     let mut ws = server.ws(&format!("?token={token}&since={last_ws}")).await;
     let mut sse = server
         .sse(
@@ -304,5 +309,12 @@ async fn clients_that_stop_reading_are_cut_off_while_the_others_keep_receiving()
     }
     for seq in last_sse + 1..=stored.len() as u64 {
         assert_eq!(sse.next_event().await.id, Some(seq.to_string()));
+    }
+    let mut sio = server
+        .socketio(json!({ "token": token, "since": last_sio }))
+        .await
+        .expect("socket.io");
+    for seq in last_sio + 1..=stored.len() as u64 {
+        assert_eq!(sio.next_event().await.expect("event").2["seq"], seq);
     }
 }

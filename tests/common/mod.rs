@@ -191,6 +191,26 @@ impl TestServer {
         SioClient::connect(ws, auth).await
     }
 
+    /// A WebSocket to `path_and_query` over a TCP stream the test made (e.g. [`slow_tcp`]).
+    pub async fn ws_over(&self, stream: TcpStream, path_and_query: &str) -> WsClient {
+        let request = self
+            .ws_url(path_and_query)
+            .into_client_request()
+            .expect("ws request");
+        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("websocket upgrade");
+        WsClient { stream }
+    }
+
+    /// A Socket.IO client over a TCP stream the test made.
+    pub async fn socketio_over(&self, stream: TcpStream, auth: Value) -> Result<SioClient, String> {
+        let ws = self
+            .ws_over(stream, "/socket.io/?EIO=4&transport=websocket")
+            .await;
+        SioClient::connect(ws, auth).await
+    }
+
     /// POSTs JSON to `path` with the API key.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
