@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// Why a client token was refused; the message is what the client is told.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -151,12 +151,19 @@ impl ApiKeys {
     }
 
     pub fn accepts(&self, presented: &str) -> bool {
+        self.identify(presented).is_some()
+    }
+
+    /// Which configured key (by position) was presented, if any; per-key
+    /// limits are keyed by it.
+    pub fn identify(&self, presented: &str) -> Option<usize> {
         let presented = digest(presented);
-        // No early exit: every configured key is compared.
-        self.digests
-            .iter()
-            .fold(0u8, |found, d| found | d.ct_eq(&presented).unwrap_u8())
-            == 1
+        // No early exit: every configured key is compared, in constant time.
+        let mut found = 0u64;
+        for (i, d) in self.digests.iter().enumerate() {
+            found.conditional_assign(&(i as u64 + 1), d.ct_eq(&presented));
+        }
+        usize::try_from(found).ok()?.checked_sub(1)
     }
 }
 
@@ -193,6 +200,8 @@ mod tests {
         let keys = ApiKeys::new(&["k1".into(), "key-two".into()]);
         assert!(keys.accepts("k1") && keys.accepts("key-two"));
         assert!(!keys.accepts("k") && !keys.accepts("key-two ") && !keys.accepts(""));
+        assert_eq!(keys.identify("key-two"), Some(1));
+        assert_eq!(keys.identify("k1"), Some(0));
         assert_eq!(bearer("Bearer abc"), Some("abc"));
         assert_eq!(bearer("Basic abc"), None);
     }

@@ -76,6 +76,37 @@ pub struct ServeArgs {
         default_value_t = 1000
     )]
     pub min_monitor_interval_ms: u64,
+    /// Client connections (all transports together) served at once.
+    #[arg(long, env = "STATUSHUB_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Client connections one IP address may hold at once.
+    #[arg(
+        long,
+        env = "STATUSHUB_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 1_000
+    )]
+    pub max_connections_per_ip: usize,
+    /// Accounts one connection may subscribe to (its own included).
+    #[arg(long, env = "STATUSHUB_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub max_subscriptions: usize,
+    /// Largest message a client may send over WebSocket or Socket.IO, in bytes.
+    #[arg(long, env = "STATUSHUB_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+    /// Sustained publishes per second per API key (0 = unlimited).
+    #[arg(long, env = "STATUSHUB_PUBLISH_RATE", default_value_t = 1_000)]
+    pub publish_rate: u32,
+    /// Publishes an API key may burst above the sustained rate.
+    #[arg(long, env = "STATUSHUB_PUBLISH_BURST", default_value_t = 2_000)]
+    pub publish_burst: u32,
+    /// How often idle peers are pinged (and SSE keep-alives sent), e.g. 25s.
+    #[arg(long, env = "STATUSHUB_PING_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+    /// How long a pinged peer may take to answer before it is closed, e.g. 20s.
+    #[arg(long, env = "STATUSHUB_PING_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub ping_timeout: Duration,
+    /// How long a raw WebSocket client may take to authenticate, e.g. 5s.
+    #[arg(long, env = "STATUSHUB_AUTH_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub auth_timeout: Duration,
     /// Log format on stderr.
     #[arg(long, env = "STATUSHUB_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -106,6 +137,7 @@ pub struct Generated {
 impl ServeArgs {
     /// Validates the settings into a [`Config`], generating secrets under `--dev`.
     pub fn into_config(self) -> Result<(Config, Generated), ConfigError> {
+        self.check_limits()?;
         let mut generated = Generated {
             jwt_secret: false,
             api_key: false,
@@ -176,6 +208,15 @@ impl ServeArgs {
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
                 queue_size: self.queue_size,
+                max_connections: self.max_connections,
+                max_connections_per_ip: self.max_connections_per_ip,
+                max_subscriptions: self.max_subscriptions,
+                max_message_bytes: self.max_message_bytes,
+                publish_rate: self.publish_rate,
+                publish_burst: self.publish_burst,
+                ping_interval: self.ping_interval,
+                ping_timeout: self.ping_timeout,
+                auth_timeout: self.auth_timeout,
                 ..Limits::default()
             },
             retention: Retention {
@@ -189,6 +230,57 @@ impl ServeArgs {
             },
         };
         Ok((config, generated))
+    }
+}
+
+impl ServeArgs {
+    /// Limits that would leave the hub unusable are refused at start-up.
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        let at_least_one = [
+            (
+                "STATUSHUB_MAX_CONNECTIONS (--max-connections)",
+                self.max_connections,
+            ),
+            (
+                "STATUSHUB_MAX_CONNECTIONS_PER_IP (--max-connections-per-ip)",
+                self.max_connections_per_ip,
+            ),
+            (
+                "STATUSHUB_MAX_SUBSCRIPTIONS (--max-subscriptions)",
+                self.max_subscriptions,
+            ),
+        ];
+        for (setting, value) in at_least_one {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1"));
+            }
+        }
+        if self.max_message_bytes < 1024 {
+            return Err(invalid(
+                "STATUSHUB_MAX_MESSAGE_BYTES (--max-message-bytes)",
+                "must be at least 1024",
+            ));
+        }
+        if self.publish_rate > 0 && self.publish_burst == 0 {
+            return Err(invalid(
+                "STATUSHUB_PUBLISH_BURST (--publish-burst)",
+                "must be at least 1 while a publish rate is set",
+            ));
+        }
+        let nonzero = [
+            (
+                "STATUSHUB_PING_INTERVAL (--ping-interval)",
+                self.ping_interval,
+            ),
+            ("STATUSHUB_PING_TIMEOUT (--ping-timeout)", self.ping_timeout),
+            ("STATUSHUB_AUTH_TIMEOUT (--auth-timeout)", self.auth_timeout),
+        ];
+        for (setting, value) in nonzero {
+            if value.is_zero() {
+                return Err(invalid(setting, "must be longer than zero"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -229,6 +321,7 @@ pub fn dev_banner(config: &Config, url: &str, generated: &Generated) -> String {
     let jwt = Jwt::new(&config.jwt_secret);
     let token = jwt.mint("demo", "demo-user", None, Duration::from_secs(24 * 3600));
     let key = &config.api_keys[0];
+    let ws = url.replacen("http", "ws", 1);
     let mut out = String::from("\nstatushub dev mode\n");
     if generated.jwt_secret {
         out += &format!("  JWT secret (generated): {}\n", config.jwt_secret);
@@ -240,6 +333,9 @@ pub fn dev_banner(config: &Config, url: &str, generated: &Generated) -> String {
         "  client token (account \"demo\", 24h):\n    {token}\n\n\
          Open the live status page:\n    {url}/?token={token}\n\n\
          Connect a socket.io client:\n    io(\"{url}\", {{ auth: {{ token: \"{token}\" }} }})\n\n\
+         Or follow the events as Server-Sent Events or on a raw WebSocket:\n    \
+         curl -N '{url}/v1/accounts/demo/stream?token={token}'\n    \
+         websocat '{ws}/ws?token={token}'\n\n\
          Post a phone test and watch phone_status_changed arrive:\n    \
          curl -sS -X POST {url}/v1/accounts/demo/phone-tests \\\n      \
          -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n      \

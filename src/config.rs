@@ -20,7 +20,8 @@ pub struct Config {
     pub monitors: MonitorSettings,
 }
 
-/// Per-connection and per-request bounds.
+/// Per-connection and per-request bounds. Each has a `STATUSHUB_*` variable
+/// and a flag; docs/OPERATIONS.md lists them with their defaults.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Largest accepted HTTP body in bytes (413 above).
@@ -29,6 +30,25 @@ pub struct Limits {
     pub queue_size: usize,
     /// How long a reconnecting client may take to absorb its missed events.
     pub catch_up_timeout: Duration,
+    /// Client connections (all transports together) this node serves at once.
+    pub max_connections: usize,
+    /// Client connections one IP address may hold at once.
+    pub max_connections_per_ip: usize,
+    /// Accounts one connection may subscribe to (its own included).
+    pub max_subscriptions: usize,
+    /// Largest message a client may send over WebSocket or Socket.IO.
+    pub max_message_bytes: usize,
+    /// Sustained publishes per second per API key; 0 turns the limit off.
+    pub publish_rate: u32,
+    /// Publishes an API key may make in a burst above the sustained rate.
+    pub publish_burst: u32,
+    /// How often the server pings idle WebSocket/Socket.IO peers (and sends
+    /// SSE keep-alive comments).
+    pub ping_interval: Duration,
+    /// How long a pinged peer may take to answer before it is closed.
+    pub ping_timeout: Duration,
+    /// How long a raw WebSocket client may take to send its `auth` frame.
+    pub auth_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -37,6 +57,15 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             queue_size: 1024,
             catch_up_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            max_subscriptions: 100,
+            max_message_bytes: 64 * 1024,
+            publish_rate: 1_000,
+            publish_burst: 2_000,
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            auth_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`transport`] connections subscribed to the account. Transports never touch
 //! the store.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -14,7 +15,9 @@ pub mod config;
 pub mod event;
 pub mod heartbeat;
 pub mod hub;
+pub mod metrics;
 pub mod page;
+pub mod rate_limit;
 pub mod server;
 pub mod store;
 pub mod transport;

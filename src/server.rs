@@ -2,16 +2,21 @@
 //! listener the caller owns until the caller's shutdown future resolves.
 
 use crate::{
+    admission::Admission,
     api::{self, AppState},
     auth::{ApiKeys, Jwt},
     config::Config,
     heartbeat::{Heartbeat, HeartbeatError},
     hub::Hub,
+    rate_limit::PublishLimiter,
     store::{SqliteStore, Store, StoreError},
-    transport,
+    transport::{self, origin::OriginPolicy},
 };
-use axum::http::{HeaderValue, Method, header};
-use std::{future::Future, sync::Arc, time::Duration};
+use axum::{
+    http::{HeaderName, Method, header},
+    middleware,
+};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::mpsc};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -20,6 +25,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 const FEED_CAPACITY: usize = 4096;
 /// How long shutdown waits for in-flight requests after closing sockets.
 const DRAIN_FOR: Duration = Duration::from_secs(10);
+/// How long shutdown waits for upgraded WebSockets to say goodbye (they
+/// are not tracked by the HTTP server; each gives up on its own within 2 s).
+const CONNECTIONS_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the store to flush and close.
+const STORE_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -36,9 +46,10 @@ pub enum ServerError {
     Heartbeat(#[from] HeartbeatError),
 }
 
-/// Runs the hub on `listener` until `shutdown` resolves, then closes client
-/// connections (they reconnect and resume elsewhere or after a restart),
-/// finishes in-flight requests and returns once the store is flushed.
+/// Runs the hub on `listener` until `shutdown` resolves, then stops
+/// accepting, tells client connections to reconnect (they resume elsewhere
+/// or after a restart), finishes in-flight requests and returns once the
+/// store is flushed — each step bounded in time.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -50,6 +61,11 @@ pub async fn run(
             reason: "cluster mode on Redis is not available in this build yet; unset it to run a single node".into(),
         });
     }
+    let origins =
+        OriginPolicy::new(&config.allowed_origins).map_err(|reason| ServerError::Config {
+            setting: "STATUSHUB_ALLOWED_ORIGINS (--allowed-origins)",
+            reason,
+        })?;
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
         &config.data_dir,
@@ -57,32 +73,63 @@ pub async fn run(
         feed_tx,
     )?);
     let hub = Hub::start(store.clone(), feed_rx, config.limits.clone());
+    let store_closed = hub.stopped();
     let heartbeat = Arc::new(Heartbeat::start(hub.clone(), store, &config.monitors).await?);
     let jwt = Jwt::new(&config.jwt_secret);
+    let keys = ApiKeys::new(&config.api_keys);
+    let admission = Admission::new(&config.limits, hub.metrics.clone());
+    let ctx = transport::Context {
+        hub: hub.clone(),
+        jwt: jwt.clone(),
+        keys: keys.clone(),
+        limits: config.limits.clone(),
+        admission: admission.clone(),
+    };
 
-    let (sio_layer, io) = transport::socketio::layer(hub.clone(), jwt.clone(), &config.limits);
+    let (sio_layer, io) = transport::socketio::layer(ctx.clone());
+    let sio_hub = hub.clone();
+    let limits = &config.limits;
     let state = AppState {
         hub,
         jwt,
-        keys: ApiKeys::new(&config.api_keys),
-        max_body_bytes: config.limits.max_body_bytes,
+        keys,
+        max_body_bytes: limits.max_body_bytes,
+        publish_limit: Arc::new(PublishLimiter::new(
+            limits.publish_rate,
+            limits.publish_burst,
+            config.api_keys.len(),
+        )),
         heartbeat: heartbeat.clone(),
     };
     let app = api::router(state)
+        .merge(transport::ws::router(ctx.clone()))
+        .merge(transport::sse::router(ctx))
         .layer(sio_layer)
-        .layer(cors(&config.allowed_origins)?);
+        .layer(middleware::from_fn_with_state(
+            (origins.clone(), admission.clone()),
+            transport::origin::guard,
+        ))
+        .layer(cors(origins));
 
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let closing = admission.clone();
     let stopping = heartbeat.clone();
     let graceful = async move {
         shutdown.await;
-        tracing::info!("shutting down: closing client connections");
+        tracing::info!("shutting down: refusing new connections, closing client connections");
         // No health change is published once shutdown has begun.
         stopping.stop().await;
-        io.close().await;
+        // WebSockets close with 1012, SSE streams end, newcomers get 503.
+        closing.begin_shutdown();
+        transport::socketio::shutdown(&io, &sio_hub).await;
+        drop(sio_hub);
         let _ = drained_tx.send(());
     };
-    let serve = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful);
     tokio::select! {
         result = serve => result?,
         // Requests still running long after the signal are abandoned; nothing
@@ -92,27 +139,44 @@ pub async fn run(
         }
     }
     heartbeat.stop().await;
+    // The heartbeat holds the hub and the store; it must let go for the store to close.
+    drop(heartbeat);
+    let open = admission.wait_until_idle(CONNECTIONS_GRACE).await;
+    if open > 0 {
+        tracing::warn!(
+            open,
+            "connections still open after the grace period; exiting anyway"
+        );
+    }
+    // Every handle to the hub is gone now (or stuck in an abandoned task):
+    // the store's writer commits what it holds, checkpoints and stops.
+    if tokio::time::timeout(STORE_GRACE, store_closed)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "store did not close in time; its last commits are durable, the WAL is not checkpointed"
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Same origin only unless origins are listed.
-fn cors(origins: &[String]) -> Result<CorsLayer, ServerError> {
-    let values = origins
-        .iter()
-        .map(|o| {
-            HeaderValue::from_str(o).map_err(|_| ServerError::Config {
-                setting: "STATUSHUB_ALLOWED_ORIGINS (--allowed-origins)",
-                reason: format!("{o:?} is not a valid origin"),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(CorsLayer::new()
-        .allow_origin(AllowOrigin::list(values))
+/// CORS answers from the same origin policy that guards WebSocket upgrades.
+fn cors(origins: OriginPolicy) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, parts| {
+            origins.allows_cors(origin, parts)
+        }))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
-            "idempotency-key".parse().expect("static header"),
-        ]))
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static("idempotent-replayed"),
+        ])
 }

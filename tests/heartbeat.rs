@@ -721,3 +721,53 @@ async fn figures_count_monitors_checks_and_latency() {
     );
     heartbeat.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_figures_reach_metrics_and_stats() {
+    let server = TestServer::start().await;
+    let up = Endpoint::start(Mode::Ok).await;
+    let down = Endpoint::start(Mode::Fail).await;
+    put_monitor(
+        &server,
+        "acme",
+        "up",
+        &monitor(&up.url("/"), 20, 15, 0, 1.0),
+    )
+    .await;
+    put_monitor(
+        &server,
+        "acme",
+        "down",
+        &monitor(&down.url("/"), 20, 15, 0, 1.0),
+    )
+    .await;
+    wait_for(
+        "one healthy and one unhealthy monitor in /v1/stats",
+        WAIT,
+        || async {
+            let monitors = &server.stats().await["monitors"];
+            monitors["healthy"] == 1 && monitors["unhealthy"] == 1
+        },
+    )
+    .await;
+    let stats = server.stats().await;
+    assert!(
+        stats["monitors"]["checksFailed"].as_u64() >= Some(1),
+        "{stats}"
+    );
+    let (status, text) = server.get("/metrics", None).await;
+    assert_eq!(status, 200);
+    let text = text.as_str().expect("Prometheus text");
+    for line in [
+        "statushub_monitors{health=\"healthy\"} 1",
+        "statushub_monitors{health=\"unhealthy\"} 1",
+        "# TYPE statushub_monitor_check_duration_seconds histogram",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in /metrics");
+    }
+    let checks = text
+        .lines()
+        .find_map(|l| l.strip_prefix("statushub_monitor_checks_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(checks >= Some(2), "checks counted: {checks:?}");
+}

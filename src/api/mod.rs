@@ -6,6 +6,7 @@
 
 mod error;
 mod monitors;
+mod ops;
 
 pub use error::ApiError;
 
@@ -14,6 +15,7 @@ use crate::{
     event::{self, CredentialTest, CustomEvent, PhoneTest, Report},
     heartbeat::Heartbeat,
     hub::Hub,
+    rate_limit::PublishLimiter,
     store::{Appended, Body, Idempotency},
 };
 use axum::{
@@ -45,6 +47,8 @@ pub struct AppState {
     pub keys: ApiKeys,
     pub max_body_bytes: usize,
     pub heartbeat: Arc<Heartbeat>,
+    /// Per-API-key token buckets for publishes.
+    pub publish_limit: Arc<PublishLimiter>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -70,6 +74,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/readyz", get(ready))
         .merge(crate::page::router())
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/stats", get(ops::stats))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -116,15 +122,26 @@ fn account(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     Ok(account)
 }
 
-/// Backend endpoints: only an API key will do.
-fn require_service(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Backend endpoints: only an API key will do. Returns which one.
+fn require_service(state: &AppState, headers: &HeaderMap) -> Result<usize, ApiError> {
     let credential = bearer(headers)
         .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
-    if state.keys.accepts(credential) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized("invalid API key"))
-    }
+    state
+        .keys
+        .identify(credential)
+        .ok_or_else(|| ApiError::unauthorized("invalid API key"))
+}
+
+/// Publish endpoints: an API key within its rate limit.
+fn require_publisher(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let key = require_service(state, headers)?;
+    state.publish_limit.check(key).map_err(|retry_after| {
+        state.hub.metrics.rate_limited();
+        ApiError::rate_limited(
+            "publish rate limit of this API key exceeded; retry after Retry-After seconds",
+            retry_after,
+        )
+    })
 }
 
 /// Read endpoints: an API key, or a client token for this very account
@@ -135,13 +152,24 @@ fn require_reader(
     query_token: Option<&str>,
     account: &str,
 ) -> Result<(), ApiError> {
+    authorize_reader(&state.jwt, &state.keys, headers, query_token, account)
+}
+
+/// The read rule itself, shared with the SSE stream.
+pub(crate) fn authorize_reader(
+    jwt: &Jwt,
+    keys: &ApiKeys,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    account: &str,
+) -> Result<(), ApiError> {
     let credential = bearer(headers).or(query_token).ok_or_else(|| {
         ApiError::unauthorized("missing credentials: an API key or a client token")
     })?;
-    if state.keys.accepts(credential) {
+    if keys.accepts(credential) {
         return Ok(());
     }
-    let claims = state.jwt.verify(credential)?;
+    let claims = jwt.verify(credential)?;
     if claims.may_read(account) {
         Ok(())
     } else {
@@ -205,7 +233,7 @@ async fn report<R: Report>(
     body: JsonBody<R>,
 ) -> Result<Response, ApiError> {
     let account = account(path)?;
-    require_service(&state, &headers)?;
+    require_publisher(&state, &headers)?;
     let idem = idempotency(&headers, R::ROUTE, &body.raw)?;
     let report = body.value;
     report.validate().map_err(ApiError::bad_request)?;
@@ -230,7 +258,7 @@ async fn custom_event(
     body: JsonBody<CustomEvent>,
 ) -> Result<Response, ApiError> {
     let account = account(path)?;
-    require_service(&state, &headers)?;
+    require_publisher(&state, &headers)?;
     let idem = idempotency(&headers, "events", &body.raw)?;
     let CustomEvent { event: name, data } = body.value;
     event::check_custom_name(&name).map_err(ApiError::bad_request)?;

@@ -5,6 +5,11 @@
 //! account's subscriptions with non-blocking sends, so a slow connection is
 //! cut off instead of slowing anyone else. The same path serves every event
 //! source (HTTP API, heartbeat) and every transport.
+//!
+//! The dispatcher holds the hub only weakly: once the server lets go of the
+//! hub, the store is dropped, its writer flushes and stops, the feed closes
+//! and [`Hub::stopped`] resolves — that is how shutdown knows the store is
+//! flushed.
 
 mod subscription;
 
@@ -13,18 +18,21 @@ pub use subscription::{Caught, Offer, Outbound, Sink, SinkError, Subscription};
 use crate::{
     config::Limits,
     event::{self, Event},
+    metrics::{EventCounters, Metrics},
     store::{Appended, Body, Draft, Idempotency, Snapshot, Store, StoreError},
 };
+use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use serde_json::value::RawValue;
 use std::{
+    future::Future,
     sync::{
-        Arc, OnceLock,
+        Arc, OnceLock, Weak,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Events read from the store per page during a catch-up.
 const CATCH_UP_PAGE: usize = 500;
@@ -55,6 +63,34 @@ impl DisconnectReason {
     }
 }
 
+/// Which way a connection came in: a label for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    SocketIo,
+    WebSocket,
+    Sse,
+    /// Sinks outside the three transports (in-process tools, tests).
+    Other,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 4] = [
+        Transport::SocketIo,
+        Transport::WebSocket,
+        Transport::Sse,
+        Transport::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::SocketIo => "socketio",
+            Transport::WebSocket => "websocket",
+            Transport::Sse => "sse",
+            Transport::Other => "other",
+        }
+    }
+}
+
 /// A committed event with its wire encodings, made once and shared by every
 /// subscriber of every transport.
 pub struct Published {
@@ -62,15 +98,21 @@ pub struct Published {
     /// Socket.IO's second listener argument.
     pub meta: Box<RawValue>,
     envelope: OnceLock<String>,
+    /// The raw WebSocket text frame. Kept as the frame type itself so that
+    /// each subscriber's copy is a reference-count bump, not an encoding.
+    ws_frame: OnceLock<Utf8Bytes>,
+    counters: Arc<EventCounters>,
 }
 
 impl Published {
-    fn new(event: Event) -> Self {
+    fn new(event: Event, metrics: &Metrics) -> Self {
         let meta = serde_json::value::to_raw_value(&event.meta()).expect("meta is plain JSON");
         Published {
+            counters: metrics.event(&event.event),
             event,
             meta,
             envelope: OnceLock::new(),
+            ws_frame: OnceLock::new(),
         }
     }
 
@@ -78,6 +120,17 @@ impl Published {
     pub fn envelope(&self) -> &str {
         self.envelope
             .get_or_init(|| serde_json::to_string(&self.event).expect("event is plain JSON"))
+    }
+
+    /// `{"type":"event", …envelope}`: the envelope with the frame type spliced
+    /// in front of its fields, built on first use.
+    pub fn ws_frame(&self) -> &Utf8Bytes {
+        self.ws_frame.get_or_init(|| {
+            let envelope = self.envelope();
+            // The envelope is a JSON object with fields: `{` + fields + `}`.
+            let fields = envelope.strip_prefix('{').unwrap_or(envelope);
+            Utf8Bytes::from(format!("{{\"type\":\"event\",{fields}"))
+        })
     }
 }
 
@@ -87,21 +140,15 @@ pub enum HubError {
     Store(#[from] StoreError),
 }
 
-/// Counters read by `/v1/stats` and `/metrics`.
-#[derive(Default)]
-pub struct Counters {
-    pub published: AtomicU64,
-    pub delivered: AtomicU64,
-    pub slow_disconnects: AtomicU64,
-    pub store_errors: AtomicU64,
-}
-
 pub struct Hub {
     store: Arc<dyn Store>,
     limits: Limits,
     subscriptions: DashMap<String, Vec<Arc<Subscription>>>,
     next_id: AtomicU64,
-    pub counters: Counters,
+    /// Read by `/v1/stats` and `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Changes never; closes when the dispatcher ends (the store is flushed).
+    stopped: watch::Receiver<()>,
 }
 
 impl Hub {
@@ -112,16 +159,25 @@ impl Hub {
         feed: mpsc::Receiver<Arc<Event>>,
         limits: Limits,
     ) -> Arc<Hub> {
+        let (stopped_tx, stopped) = watch::channel(());
         let hub = Arc::new(Hub {
             store,
             limits,
             subscriptions: DashMap::new(),
             next_id: AtomicU64::new(1),
-            counters: Counters::default(),
+            metrics: Arc::new(Metrics::default()),
+            stopped,
         });
-        tokio::spawn(hub.clone().dispatch(feed));
+        tokio::spawn(dispatch(Arc::downgrade(&hub), feed, stopped_tx));
         tokio::spawn(trim_periodically(Arc::downgrade(&hub)));
         hub
+    }
+
+    /// Resolves once the dispatcher has ended: every handle to the hub was
+    /// dropped, the store flushed and closed its feed.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopped = self.stopped.clone();
+        async move { while stopped.changed().await.is_ok() {} }
     }
 
     /// The one publish path: sequence and persist, then (through the feed) fan out.
@@ -140,13 +196,14 @@ impl Hub {
             body,
             idempotency,
         };
+        let started = Instant::now();
         let appended = self
             .store
             .append(draft)
             .await
             .inspect_err(|e| self.note_store_error(e))?;
         if matches!(appended, Appended::New(_)) {
-            self.counters.published.fetch_add(1, Ordering::Relaxed);
+            self.metrics.published(event, started.elapsed());
         }
         Ok(appended)
     }
@@ -178,7 +235,7 @@ impl Hub {
 
     fn note_store_error(&self, e: &StoreError) {
         if matches!(e, StoreError::Unavailable(_)) {
-            self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+            self.metrics.store_error();
         }
     }
 
@@ -227,12 +284,11 @@ impl Hub {
     /// decides a connection must go.
     pub fn disconnect(&self, sub: &Subscription, reason: DisconnectReason) {
         if sub.mark_closed() {
+            let transport = sub.sink.transport();
             if reason == DisconnectReason::Slow {
-                self.counters
-                    .slow_disconnects
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.slow_disconnect(transport);
             }
-            tracing::info!(account = %sub.account_id, subscription = sub.id, reason = reason.code(), "disconnecting subscriber");
+            tracing::info!(transport = transport.as_str(), account = %sub.account_id, subscription = sub.id, reason = reason.code(), "disconnecting subscriber");
             sub.sink.close(reason);
         }
         self.unsubscribe(sub);
@@ -241,32 +297,6 @@ impl Hub {
     /// Subscriptions on this node (for stats).
     pub fn subscription_count(&self) -> usize {
         self.subscriptions.iter().map(|e| e.value().len()).sum()
-    }
-
-    async fn dispatch(self: Arc<Self>, mut feed: mpsc::Receiver<Arc<Event>>) {
-        while let Some(event) = feed.recv().await {
-            let published = Arc::new(Published::new(Arc::unwrap_or_clone(event)));
-            let mut to_drop = Vec::new();
-            let mut delivered = 0u64;
-            if let Some(subs) = self.subscriptions.get(&published.event.account_id) {
-                for sub in subs.iter() {
-                    match sub.offer(&published) {
-                        Offer::Taken => delivered += 1,
-                        Offer::CatchUpFrom(seq) => {
-                            tokio::spawn(self.clone().catch_up(sub.clone(), Some(seq)));
-                        }
-                        Offer::Drop(reason) => to_drop.push((sub.clone(), reason)),
-                    }
-                }
-            }
-            self.counters
-                .delivered
-                .fetch_add(delivered, Ordering::Relaxed);
-            // Outside the map guard: closing may re-enter `unsubscribe`.
-            for (sub, reason) in to_drop {
-                self.disconnect(&sub, reason);
-            }
-        }
     }
 
     /// Replays what a subscription missed, then lets it go live.
@@ -319,7 +349,7 @@ impl Hub {
             let page_full = history.events.len() == CATCH_UP_PAGE;
             for event in history.events {
                 let seq = event.seq;
-                let published = Arc::new(Published::new(event));
+                let published = Arc::new(Published::new(event, &self.metrics));
                 send_patiently(sub, Outbound::Event(&published), deadline).await?;
                 since = seq;
             }
@@ -327,6 +357,38 @@ impl Hub {
             if !page_full {
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Fans each committed event out to its account's subscriptions. Holds the
+/// hub weakly (see the module docs) and ends when the store closes the feed.
+async fn dispatch(
+    hub: Weak<Hub>,
+    mut feed: mpsc::Receiver<Arc<Event>>,
+    _stopped: watch::Sender<()>,
+) {
+    while let Some(event) = feed.recv().await {
+        let Some(hub) = hub.upgrade() else {
+            // Draining the rest keeps the writer from blocking on a full feed.
+            continue;
+        };
+        let published = Arc::new(Published::new(Arc::unwrap_or_clone(event), &hub.metrics));
+        let mut to_drop = Vec::new();
+        if let Some(subs) = hub.subscriptions.get(&published.event.account_id) {
+            for sub in subs.iter() {
+                match sub.offer(&published) {
+                    Offer::Taken => {}
+                    Offer::CatchUpFrom(seq) => {
+                        tokio::spawn(hub.clone().catch_up(sub.clone(), Some(seq)));
+                    }
+                    Offer::Drop(reason) => to_drop.push((sub.clone(), reason)),
+                }
+            }
+        }
+        // Outside the map guard: closing may re-enter `unsubscribe`.
+        for (sub, reason) in to_drop {
+            hub.disconnect(&sub, reason);
         }
     }
 }
@@ -343,7 +405,7 @@ async fn send_patiently(
         if sub.is_closed() {
             return Err(DisconnectReason::Gone);
         }
-        match sub.sink.try_send(msg) {
+        match sub.deliver(msg) {
             Ok(()) => return Ok(()),
             Err(SinkError::Closed) => return Err(DisconnectReason::Gone),
             Err(SinkError::Full) if Instant::now() >= deadline => {

@@ -8,7 +8,7 @@
 //! duplicate and dropped; a newer one means a gap (events lost between nodes)
 //! and sends it back to catching up.
 
-use super::{DisconnectReason, Published};
+use super::{DisconnectReason, Published, Transport};
 use crate::store::Snapshot;
 use std::{
     collections::VecDeque,
@@ -35,6 +35,10 @@ pub trait Sink: Send + Sync + 'static {
     fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError>;
     /// Ends the connection, telling the peer why where the transport can.
     fn close(&self, reason: DisconnectReason);
+    /// Which transport this is, for metrics and logs.
+    fn transport(&self) -> Transport {
+        Transport::Other
+    }
 }
 
 /// What happened to a live event offered to a subscription.
@@ -103,6 +107,15 @@ impl Subscription {
         self.state().closed
     }
 
+    /// Hands a message to the sink, counting delivered events.
+    pub(super) fn deliver(&self, msg: Outbound<'_>) -> Result<(), SinkError> {
+        self.sink.try_send(msg)?;
+        if let Outbound::Event(published) = msg {
+            published.counters.delivered();
+        }
+        Ok(())
+    }
+
     /// Offers a live event; never waits.
     pub fn offer(&self, event: &Arc<Published>) -> Offer {
         let mut state = self.state();
@@ -125,7 +138,7 @@ impl Subscription {
             state.pending.push_back(event.clone());
             return Offer::CatchUpFrom(state.last_seq);
         }
-        match self.sink.try_send(Outbound::Event(event)) {
+        match self.deliver(Outbound::Event(event)) {
             Ok(()) => {
                 state.last_seq = seq;
                 Offer::Taken
@@ -157,7 +170,7 @@ impl Subscription {
             if seq > state.last_seq + 1 {
                 return Ok(Caught::Again(state.last_seq));
             }
-            match self.sink.try_send(Outbound::Event(&event)) {
+            match self.deliver(Outbound::Event(&event)) {
                 Ok(()) => {
                     state.pending.pop_front();
                     state.last_seq = seq;

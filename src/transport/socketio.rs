@@ -7,12 +7,19 @@
 //! no further events at once and its disconnect notice is retried until a
 //! slot frees; a peer that reads nothing at all is reaped by the Engine.IO
 //! heartbeat. Either way its memory stays bounded by the buffer.
+//!
+//! Admission (the shared connection limits) is asked in the connect
+//! middleware, after the token check: a refused socket gets a
+//! `connect_error` naming the limit. The `Origin` check happens before
+//! Engine.IO sees the request, in [`super::origin::guard`].
 
+use super::{Context, peer_ip};
 use crate::{
+    admission::{Admission, Permit, Refusal as AdmissionRefusal},
     auth::{AuthError, Claims, Jwt},
     config::Limits,
     event,
-    hub::{DisconnectReason, Hub, Outbound, Sink, SinkError, Subscription},
+    hub::{DisconnectReason, Hub, Outbound, Sink, SinkError, Subscription, Transport},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,19 +31,24 @@ use socketioxide::{
     socket::DisconnectReason as SioDisconnectReason,
 };
 use std::{
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
     time::Duration,
 };
 
-/// Subscriptions one connection may hold (its own account plus admin ones).
-const MAX_SUBSCRIPTIONS: usize = 100;
 /// How long a disconnect notice is retried while the peer's buffer is full.
 const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 
+/// The state socketioxide keeps. It holds the hub only weakly: socketioxide
+/// keeps some sockets — and with them this state — alive past `close`
+/// (engine sessions whose namespace connect was refused stay open until the
+/// client leaves), and a strong hub there would keep the store from closing
+/// at shutdown.
 #[derive(Clone)]
 struct Ctx {
-    hub: Arc<Hub>,
+    hub: Weak<Hub>,
     jwt: Jwt,
+    limits: Limits,
+    admission: Arc<Admission>,
 }
 
 /// The verified identity and resume point, set by the connect middleware.
@@ -70,14 +82,26 @@ enum Refusal {
     Auth(#[from] AuthError),
     #[error("bad_request: {0}")]
     BadRequest(String),
+    #[error("{code}: {0}", code = .0.code())]
+    Admission(#[from] AdmissionRefusal),
 }
 
 /// Builds the Socket.IO layer served at `/socket.io/`.
-pub fn layer(hub: Arc<Hub>, jwt: Jwt, limits: &Limits) -> (SocketIoLayer, SocketIo) {
+pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
+    let limits = &ctx.limits;
     let (layer, io) = SocketIo::builder()
         .max_buffer_size(limits.queue_size)
-        .max_payload(limits.max_body_bytes as u64)
-        .with_state(Ctx { hub, jwt })
+        .max_payload(limits.max_message_bytes as u64)
+        .ws_max_message_size(limits.max_message_bytes)
+        .ws_max_frame_size(limits.max_message_bytes)
+        .ping_interval(limits.ping_interval)
+        .ping_timeout(limits.ping_timeout)
+        .with_state(Ctx {
+            hub: Arc::downgrade(&ctx.hub),
+            jwt: ctx.jwt.clone(),
+            limits: ctx.limits.clone(),
+            admission: ctx.admission.clone(),
+        })
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
     (layer, io)
@@ -88,9 +112,28 @@ async fn authenticate(
     TryData(auth): TryData<ConnectAuth>,
     State(ctx): State<Ctx>,
 ) -> Result<(), Refusal> {
+    let result = admit(&socket, auth, &ctx);
+    if let Err(refusal) = &result {
+        if !matches!(refusal, Refusal::Admission(_)) {
+            ctx.admission.refused("unauthorized");
+        }
+        tracing::info!(transport = "socketio", socket = %socket.id, reason = %refusal, "connection refused");
+    }
+    result
+}
+
+fn admit(
+    socket: &SocketRef,
+    auth: Result<ConnectAuth, socketioxide::ParserError>,
+    ctx: &Ctx,
+) -> Result<(), Refusal> {
     let auth = auth.map_err(|_| AuthError::MissingToken)?;
     let claims = ctx.jwt.verify(auth.token.as_deref().unwrap_or_default())?;
     let since = parse_since(auth.since)?;
+    let permit = ctx
+        .admission
+        .admit(peer_ip(socket.req_parts()), Transport::SocketIo)?;
+    socket.extensions.insert(Arc::new(permit));
     socket.extensions.insert(Conn { claims, since });
     Ok(())
 }
@@ -107,8 +150,8 @@ fn parse_since(raw: Option<Value>) -> Result<Option<u64>, Refusal> {
 }
 
 async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
-    let Some(conn) = socket.extensions.get::<Conn>() else {
-        // The middleware always sets it; a socket without it cannot be served.
+    // The middleware always sets `Conn`; without it (or once the hub is gone) a socket cannot be served.
+    let (Some(conn), Some(hub)) = (socket.extensions.get::<Conn>(), ctx.hub.upgrade()) else {
         let _ = socket.disconnect();
         return;
     };
@@ -116,23 +159,75 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
     let sink: Arc<dyn Sink> = Arc::new(SocketSink {
         socket: socket.clone(),
     });
-    subs.lock().push(
-        ctx.hub
-            .subscribe(&conn.claims.account_id, conn.since, sink.clone()),
-    );
+    subs.lock()
+        .push(hub.subscribe(&conn.claims.account_id, conn.since, sink.clone()));
     socket.extensions.insert(subs.clone());
     tracing::info!(transport = "socketio", socket = %socket.id, account = %conn.claims.account_id,
         user = %conn.claims.sub, since = ?conn.since, "connection opened");
 
     socket.on("subscribe", on_subscribe);
-    socket.on_disconnect(async |socket: SocketRef, reason: SioDisconnectReason, State(ctx): State<Ctx>| {
-        if let Some(subs) = socket.extensions.remove::<Subs>() {
-            for sub in subs.lock().drain(..) {
-                ctx.hub.unsubscribe(&sub);
+    socket.on_disconnect(
+        async |socket: SocketRef, reason: SioDisconnectReason, State(ctx): State<Ctx>| {
+            release(&socket, ctx.hub.upgrade().as_deref(), close_word(reason));
+        },
+    );
+}
+
+/// Releases a socket's subscriptions and connection slot and logs its close,
+/// once. The hub's reason (set in `SocketSink::close`) wins over `reason`,
+/// which from the engine would only say "server disconnect".
+fn release(socket: &SocketRef, hub: Option<&Hub>, reason: &'static str) {
+    if let Some(subs) = socket.extensions.remove::<Subs>() {
+        for sub in subs.lock().drain(..) {
+            if let Some(hub) = hub {
+                hub.unsubscribe(&sub);
             }
         }
-        tracing::info!(transport = "socketio", socket = %socket.id, reason = ?reason, "connection closed");
-    });
+    }
+    if let Some(permit) = socket.extensions.remove::<Arc<Permit>>() {
+        permit.set_close_reason(reason);
+        tracing::info!(transport = "socketio", socket = %socket.id, reason = permit.close_reason(),
+            "connection closed");
+    }
+}
+
+/// Ends every Socket.IO connection for shutdown: each is told why, then its
+/// transport is closed, which socket.io clients answer by reconnecting (a
+/// namespace disconnect first would stop them from doing so).
+///
+/// socketioxide 0.18's `close` neither runs the disconnect handlers nor
+/// removes the sockets from their namespace, and a socket and its namespace
+/// hold each other (and, through the namespace, our state and the hub, so the
+/// store would never close). So the sockets are released here, and after the
+/// transports are gone a namespace disconnect — which the departed clients
+/// no longer receive — unlinks them.
+pub async fn shutdown(io: &SocketIo, hub: &Hub) {
+    let notice = json!({ "reason": DisconnectReason::Shutdown.code(), "reconnect": true });
+    let sockets = io.sockets();
+    for socket in &sockets {
+        let _ = socket.emit("statushub:disconnect", &notice);
+        release(socket, Some(hub), DisconnectReason::Shutdown.code());
+    }
+    io.close().await;
+    for socket in sockets {
+        let _ = socket.disconnect();
+    }
+}
+
+/// Socket.IO's disconnect reasons as the stable words of the metrics.
+fn close_word(reason: SioDisconnectReason) -> &'static str {
+    match reason {
+        SioDisconnectReason::TransportClose | SioDisconnectReason::ClientNSDisconnect => {
+            "client_closed"
+        }
+        SioDisconnectReason::TransportError => "transport_error",
+        SioDisconnectReason::HeartbeatTimeout => "ping_timeout",
+        SioDisconnectReason::MultipleHttpPollingError | SioDisconnectReason::PacketParsingError => {
+            "bad_request"
+        }
+        SioDisconnectReason::ServerNSDisconnect => "server_disconnect",
+        SioDisconnectReason::ClosingServer => "shutdown",
+    }
 }
 
 /// `{accountId, since?}`: an admin watches another account.
@@ -184,22 +279,26 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeRequest, String>, ct
             format!("this token may not subscribe to account {}", req.account_id),
         );
     }
-    let head = match ctx.hub.history(&req.account_id, u64::MAX, 0).await {
+    let Some(hub) = ctx.hub.upgrade() else {
+        return error("unavailable", "the server is shutting down".into());
+    };
+    let head = match hub.history(&req.account_id, u64::MAX, 0).await {
         Ok(history) => history.head,
         Err(_) => return error("unavailable", "store unavailable".into()),
     };
     let mut subs = subs.lock();
     if !subs.iter().any(|s| s.account_id == req.account_id) {
-        if subs.len() >= MAX_SUBSCRIPTIONS {
+        let max = ctx.limits.max_subscriptions;
+        if subs.len() >= max {
             return error(
                 "too_many_subscriptions",
-                format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
+                format!("at most {max} subscriptions per connection"),
             );
         }
         let sink: Arc<dyn Sink> = Arc::new(SocketSink {
             socket: socket.clone(),
         });
-        subs.push(ctx.hub.subscribe(&req.account_id, since, sink));
+        subs.push(hub.subscribe(&req.account_id, since, sink));
     }
     json!({ "ok": true, "seq": head })
 }
@@ -222,19 +321,33 @@ impl Sink for SocketSink {
         })
     }
 
+    fn transport(&self) -> Transport {
+        Transport::SocketIo
+    }
+
     fn close(&self, reason: DisconnectReason) {
+        if let Some(permit) = self.socket.extensions.get::<Arc<Permit>>() {
+            permit.set_close_reason(reason.code());
+        }
         let socket = self.socket.clone();
         tokio::spawn(async move {
             let notice = json!({ "reason": reason.code(), "reconnect": true });
             let give_up = tokio::time::Instant::now() + CLOSE_RETRY_FOR;
-            while tokio::time::Instant::now() < give_up {
-                if !socket.connected() {
-                    return;
+            let mut told = false;
+            while tokio::time::Instant::now() < give_up && socket.connected() {
+                // Only a full buffer is worth waiting for; any other error means the socket is gone.
+                if !told {
+                    match socket.emit("statushub:disconnect", &notice) {
+                        Ok(()) => told = true,
+                        Err(SendError::Socket(SocketError::InternalChannelFull)) => {}
+                        Err(_) => return,
+                    }
                 }
-                if socket.emit("statushub:disconnect", &notice).is_ok()
-                    && socket.clone().disconnect().is_ok()
-                {
-                    return;
+                if told {
+                    match socket.clone().disconnect() {
+                        Err(SocketError::InternalChannelFull) => {}
+                        _ => return,
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

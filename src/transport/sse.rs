@@ -1,0 +1,277 @@
+//! Server-Sent Events at `GET /v1/accounts/{account}/stream`, for clients
+//! that only need to listen (`EventSource`, `curl -N`).
+//!
+//! Every event is `id: {seq}`, `event: {name}`, `data: {envelope JSON}`, so a
+//! browser's automatic reconnect sends `Last-Event-ID: {seq}` and the hub's
+//! exact resume replays what it missed, once each, in order. The snapshot is
+//! `event: snapshot` with `id: {snapshot.seq}`: the snapshot reflects every
+//! event up to that seq, so resuming after it must start right there — the
+//! same rule as for an event, which keeps the client's bookkeeping to "last
+//! id seen". When the server ends a stream (slow consumer, shutdown, store
+//! failure) it first sends `event: statushub:disconnect` without an `id`
+//! (so it never moves the resume point) and `data: {"reason", "reconnect"}`.
+//!
+//! Each stream has its own bounded queue, filled by the hub with non-blocking
+//! sends: a client that stops reading fills it and is cut off as slow.
+
+use super::{Context, PeerIp, next_connection_id, refusal_error};
+use crate::{
+    admission::Permit,
+    api::{self, ApiError},
+    event,
+    hub::{DisconnectReason, Outbound, Sink, SinkError, Subscription, Transport},
+};
+use axum::{
+    Router,
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
+    http::{HeaderMap, HeaderName, HeaderValue, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::get,
+};
+use futures::{Stream, stream};
+use serde::Deserialize;
+use serde_json::json;
+use std::{convert::Infallible, pin::Pin, sync::Arc, time::Instant};
+use tokio::sync::{
+    mpsc::{self, error::TrySendError},
+    watch,
+};
+
+pub fn router(ctx: Context) -> Router {
+    Router::new()
+        .route("/v1/accounts/{account}/stream", get(stream_events))
+        .with_state(ctx)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamQuery {
+    token: Option<String>,
+    since: Option<u64>,
+}
+
+async fn stream_events(
+    State(ctx): State<Context>,
+    PeerIp(ip): PeerIp,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<StreamQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path(account) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if !event::valid_account_id(&account) {
+        return Err(ApiError::bad_request(format!(
+            "invalid account id {account:?}"
+        )));
+    }
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    api::authorize_reader(
+        &ctx.jwt,
+        &ctx.keys,
+        &headers,
+        query.token.as_deref(),
+        &account,
+    )?;
+    let since = resume_point(&headers, query.since)?;
+    let permit = ctx
+        .admission
+        .admit(ip, Transport::Sse)
+        .map_err(refusal_error)?;
+    let id = next_connection_id();
+    tracing::info!(transport = "sse", connection = id, ip = %permit.ip(), account = %account,
+        since, "connection opened");
+
+    let (queue, events) = mpsc::channel(ctx.limits.queue_size);
+    let (ending, ending_rx) = watch::channel(None);
+    let sink: Arc<dyn Sink> = Arc::new(SseSink { queue, ending });
+    let subscription = ctx.hub.subscribe(&account, since, sink);
+    let open = Open {
+        ctx: ctx.clone(),
+        id,
+        permit,
+        subscription,
+        opened: Instant::now(),
+    };
+    let body = Sse::new(event_stream(open, events, ending_rx)).keep_alive(
+        KeepAlive::new()
+            .interval(ctx.limits.ping_interval)
+            .text("keep-alive"),
+    );
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // nginx buffers proxied responses unless told not to.
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    Ok(response)
+}
+
+/// `Last-Event-ID` (what a reconnecting `EventSource` sends) wins over `?since=`
+/// (what a first connection may carry in its URL).
+fn resume_point(headers: &HeaderMap, since: Option<u64>) -> Result<Option<u64>, ApiError> {
+    let Some(last) = headers.get("last-event-id") else {
+        return Ok(since);
+    };
+    let last = last.to_str().unwrap_or_default().trim();
+    if last.is_empty() {
+        return Ok(since);
+    }
+    last.parse().map(Some).map_err(|_| {
+        ApiError::bad_request(format!(
+            "Last-Event-ID must be a sequence number, got {last:?}"
+        ))
+    })
+}
+
+struct SseSink {
+    queue: mpsc::Sender<Event>,
+    ending: watch::Sender<Option<DisconnectReason>>,
+}
+
+impl Sink for SseSink {
+    fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError> {
+        let event = match msg {
+            Outbound::Event(published) => Event::default()
+                .id(published.event.seq.to_string())
+                .event(&published.event.event)
+                .data(published.envelope()),
+            Outbound::Snapshot(snapshot) => Event::default()
+                .id(snapshot.seq.to_string())
+                .event(event::SNAPSHOT)
+                .json_data(snapshot)
+                .map_err(|_| SinkError::Closed)?,
+        };
+        self.queue.try_send(event).map_err(|e| match e {
+            TrySendError::Full(_) => SinkError::Full,
+            TrySendError::Closed(_) => SinkError::Closed,
+        })
+    }
+
+    fn close(&self, reason: DisconnectReason) {
+        self.ending.send_if_modified(|current| {
+            let first = current.is_none();
+            if first {
+                *current = Some(reason);
+            }
+            first
+        });
+    }
+
+    fn transport(&self) -> Transport {
+        Transport::Sse
+    }
+}
+
+/// An open stream's resources; dropping it (the client went away or the
+/// stream ended) releases them and logs the close.
+struct Open {
+    ctx: Context,
+    id: u64,
+    permit: Permit,
+    subscription: Arc<Subscription>,
+    opened: Instant,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.ctx.hub.unsubscribe(&self.subscription);
+        tracing::info!(transport = "sse", connection = self.id,
+            account = %self.subscription.account_id, reason = self.permit.close_reason(),
+            duration_ms = self.opened.elapsed().as_millis() as u64, "connection closed");
+    }
+}
+
+enum Phase {
+    Live,
+    /// Shutting down: send what is queued, then end.
+    Draining,
+    Done,
+}
+
+struct StreamState {
+    open: Open,
+    events: mpsc::Receiver<Event>,
+    ending: watch::Receiver<Option<DisconnectReason>>,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    phase: Phase,
+}
+
+fn event_stream(
+    open: Open,
+    events: mpsc::Receiver<Event>,
+    ending: watch::Receiver<Option<DisconnectReason>>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let state = StreamState {
+        shutdown: Box::pin(open.ctx.admission.shutting_down()),
+        open,
+        events,
+        ending,
+        phase: Phase::Live,
+    };
+    stream::unfold(state, |mut st| async move {
+        loop {
+            match st.phase {
+                Phase::Done => return None,
+                Phase::Draining => {
+                    let next = match st.events.try_recv() {
+                        Ok(event) => event,
+                        Err(_) => {
+                            st.phase = Phase::Done;
+                            goodbye(DisconnectReason::Shutdown)
+                        }
+                    };
+                    return Some((Ok(next), st));
+                }
+                Phase::Live => match next_live(&mut st).await {
+                    Live::Event(event) => return Some((Ok(event), st)),
+                    Live::Ended(reason) => {
+                        st.open.permit.set_close_reason(reason.code());
+                        if reason == DisconnectReason::Shutdown {
+                            // Nothing new joins the queue; what is in it still goes out.
+                            st.open.ctx.hub.unsubscribe(&st.open.subscription);
+                            st.phase = Phase::Draining;
+                        } else {
+                            // A slow client's queue is dropped: it resumes from its Last-Event-ID.
+                            st.phase = Phase::Done;
+                            return Some((Ok(goodbye(reason)), st));
+                        }
+                    }
+                    Live::Closed => st.phase = Phase::Done,
+                },
+            }
+        }
+    })
+}
+
+enum Live {
+    Event(Event),
+    /// The hub or shutdown ended the stream.
+    Ended(DisconnectReason),
+    Closed,
+}
+
+async fn next_live(st: &mut StreamState) -> Live {
+    tokio::select! {
+        biased;
+        reason = st.ending.wait_for(Option::is_some) => {
+            Live::Ended(reason.ok().and_then(|r| *r).unwrap_or(DisconnectReason::Gone))
+        }
+        () = &mut st.shutdown => Live::Ended(DisconnectReason::Shutdown),
+        event = st.events.recv() => event.map_or(Live::Closed, Live::Event),
+    }
+}
+
+/// The last event of a stream the server ends; it carries no `id`, so the
+/// client's resume point stays at the last real event.
+fn goodbye(reason: DisconnectReason) -> Event {
+    Event::default()
+        .event("statushub:disconnect")
+        .data(json!({ "reason": reason.code(), "reconnect": true }).to_string())
+}

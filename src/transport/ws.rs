@@ -1,0 +1,609 @@
+//! Raw WebSocket at `/ws`, for clients that want the hub without a
+//! Socket.IO library: JSON text frames exactly as the contract shows.
+//!
+//! Each connection has one bounded outgoing queue drained by its own writer
+//! task; the hub's [`Sink::try_send`] is a non-blocking `try_send` into it,
+//! so a full queue is the slow-consumer signal and the hub cuts the
+//! connection off instead of waiting. Events are sent as the frame text the
+//! hub encoded once for every subscriber ([`Published::ws_frame`]).
+//!
+//! The connection's own task reads client frames, pings the peer and watches
+//! for shutdown; whoever decides the connection must end (the hub, the
+//! reader, shutdown) records an [`Ending`] once, and the writer says goodbye
+//! with the matching close code. The codes are listed in docs/OPERATIONS.md:
+//!
+//! | code | word | when |
+//! |---|---|---|
+//! | 1008 | `bad_request` | more than [`MAX_BAD_FRAMES`] malformed frames |
+//! | 1009 | `too_large` | a frame over `--max-message-bytes` |
+//! | 1011 | `store_unavailable` | the store failed while replaying the gap |
+//! | 1012 | `shutdown` | the server is restarting: reconnect with `since` |
+//! | 4001 | `unauthorized` | missing, invalid or expired token |
+//! | 4008 | `auth_timeout` | no `auth` frame within `--auth-timeout` |
+//! | 4009 | `slow_consumer` | the outgoing queue overflowed: reconnect with `since` |
+//! | 4010 | `ping_timeout` | no pong within `--ping-timeout` of a ping |
+//!
+//! [`Published::ws_frame`]: crate::hub::Published::ws_frame
+
+use super::{Context, PeerIp, next_connection_id, refusal_error};
+use crate::{
+    admission::Permit,
+    api::ApiError,
+    auth::{self, AuthError, Claims},
+    event,
+    hub::{DisconnectReason, Outbound, Sink, SinkError, Subscription, Transport},
+    store::Snapshot,
+};
+use axum::{
+    Router,
+    extract::{
+        Query, State,
+        rejection::QueryRejection,
+        ws::{
+            CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
+            rejection::WebSocketUpgradeRejection,
+        },
+    },
+    http::{HeaderMap, header},
+    response::Response,
+    routing::get,
+};
+use bytes::Bytes;
+use futures::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
+use serde::{Deserialize, Serialize};
+use std::{
+    fmt::Display,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use tokio::sync::{
+    mpsc::{self, error::TrySendError},
+    watch,
+};
+
+/// Malformed frames a connection may send (each answered with an `error`
+/// frame) before it is closed: enough for a client bug to be visible, not
+/// enough to keep the server parsing garbage.
+pub const MAX_BAD_FRAMES: u32 = 10;
+/// How long the goodbye (queued frames, close frame, the peer's close reply)
+/// may take before the connection is dropped regardless.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Queued frames written per flush.
+const WRITE_BATCH: usize = 64;
+/// Per-connection buffers. tungstenite allocates its read buffer up front
+/// (128 KiB by default, most of an idle connection's memory); client frames
+/// are small, and a larger one grows the buffer as needed.
+const READ_BUFFER: usize = 4 * 1024;
+/// Frames are buffered up to this before being written; a flush writes all.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// A close the server initiates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Close {
+    code: u16,
+    /// Stable word for logs and metrics.
+    word: &'static str,
+    /// The close frame's reason (at most 123 bytes).
+    text: &'static str,
+}
+
+impl Close {
+    const BAD_FRAMES: Close = Close {
+        code: 1008,
+        word: "bad_request",
+        text: "bad_request: too many malformed frames",
+    };
+    const TOO_LARGE: Close = Close {
+        code: 1009,
+        word: "too_large",
+        text: "too_large: frame exceeds the message size limit",
+    };
+    const UNAVAILABLE: Close = Close {
+        code: 1011,
+        word: "store_unavailable",
+        text: "store_unavailable: reconnect with since",
+    };
+    const SHUTDOWN: Close = Close {
+        code: 1012,
+        word: "shutdown",
+        text: "service restart: reconnect with since",
+    };
+    const UNAUTHORIZED: Close = Close {
+        code: 4001,
+        word: "unauthorized",
+        text: "unauthorized",
+    };
+    const AUTH_TIMEOUT: Close = Close {
+        code: 4008,
+        word: "auth_timeout",
+        text: "auth_timeout: send an auth frame first",
+    };
+    const SLOW: Close = Close {
+        code: 4009,
+        word: "slow_consumer",
+        text: "slow_consumer: reconnect with since",
+    };
+    const PING_TIMEOUT: Close = Close {
+        code: 4010,
+        word: "ping_timeout",
+        text: "ping_timeout: no pong in time",
+    };
+
+    /// A slow peer's queue is the problem: it resumes with `since` instead.
+    fn sends_queued_frames(self) -> bool {
+        self != Close::SLOW
+    }
+}
+
+/// Why the connection ends; the first one recorded wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    Server(Close),
+    /// The peer closed or vanished; nothing is left to tell it.
+    Peer(&'static str),
+}
+
+impl Ending {
+    fn word(self) -> &'static str {
+        match self {
+            Ending::Server(close) => close.word,
+            Ending::Peer(word) => word,
+        }
+    }
+
+    fn from_hub(reason: DisconnectReason) -> Ending {
+        match reason {
+            DisconnectReason::Slow => Ending::Server(Close::SLOW),
+            DisconnectReason::Unavailable => Ending::Server(Close::UNAVAILABLE),
+            DisconnectReason::Shutdown => Ending::Server(Close::SHUTDOWN),
+            DisconnectReason::Gone => Ending::Peer("gone"),
+        }
+    }
+}
+
+/// Frames a client may send.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ClientFrame {
+    Auth {
+        token: String,
+        since: Option<u64>,
+    },
+    Subscribe {
+        #[serde(rename = "accountId")]
+        account_id: String,
+        since: Option<u64>,
+    },
+    Ping,
+}
+
+#[derive(Serialize)]
+struct SnapshotFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    data: &'a Snapshot,
+}
+
+#[derive(Serialize)]
+struct ErrorFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: &'a str,
+    message: String,
+}
+
+const PONG_FRAME: &str = r#"{"type":"pong"}"#;
+
+pub fn router(ctx: Context) -> Router {
+    Router::new().route("/ws", get(upgrade)).with_state(ctx)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WsQuery {
+    token: Option<String>,
+    since: Option<u64>,
+}
+
+/// A token given with the upgrade request, checked before upgrading.
+enum Credential {
+    Absent,
+    Verified(Claims),
+    Refused(AuthError),
+}
+
+/// Admission and the token check happen before the upgrade; a bad token
+/// still upgrades so that browsers (which cannot read a refused upgrade's
+/// status) learn why from the `error` frame and close code.
+async fn upgrade(
+    State(ctx): State<Context>,
+    PeerIp(ip): PeerIp,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let ws = ws.map_err(|r| ApiError::new(r.status(), "upgrade_required", r.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let permit = ctx
+        .admission
+        .admit(ip, Transport::WebSocket)
+        .map_err(refusal_error)?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(auth::bearer)
+        .or(query.token.as_deref());
+    let credential = match token.map(|t| ctx.jwt.verify(t)) {
+        None => Credential::Absent,
+        Some(Ok(claims)) => Credential::Verified(claims),
+        Some(Err(e)) => Credential::Refused(e),
+    };
+    let max = ctx.limits.max_message_bytes;
+    let since = query.since;
+    Ok(ws
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| serve(ctx, permit, socket, credential, since)))
+}
+
+/// The connection's outgoing side: the bounded queue and the ending signal.
+struct Outbox {
+    queue: mpsc::Sender<Message>,
+    ending: watch::Sender<Option<Ending>>,
+}
+
+impl Outbox {
+    fn end(&self, ending: Ending) {
+        self.ending.send_if_modified(|current| {
+            let first = current.is_none();
+            if first {
+                *current = Some(ending);
+            }
+            first
+        });
+    }
+
+    /// Best effort: a peer whose queue is full will hear from the hub instead.
+    fn text(&self, text: Utf8Bytes) {
+        let _ = self.queue.try_send(Message::Text(text));
+    }
+
+    fn error(&self, code: &str, message: impl Display) {
+        let frame = ErrorFrame {
+            kind: "error",
+            code,
+            message: message.to_string(),
+        };
+        if let Ok(text) = serde_json::to_string(&frame) {
+            self.text(text.into());
+        }
+    }
+}
+
+impl Sink for Outbox {
+    fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError> {
+        let frame = match msg {
+            Outbound::Event(published) => published.ws_frame().clone(),
+            Outbound::Snapshot(snapshot) => serde_json::to_string(&SnapshotFrame {
+                kind: "snapshot",
+                data: snapshot,
+            })
+            .map_err(|_| SinkError::Closed)?
+            .into(),
+        };
+        self.queue
+            .try_send(Message::Text(frame))
+            .map_err(|e| match e {
+                TrySendError::Full(_) => SinkError::Full,
+                TrySendError::Closed(_) => SinkError::Closed,
+            })
+    }
+
+    fn close(&self, reason: DisconnectReason) {
+        self.end(Ending::from_hub(reason));
+    }
+
+    fn transport(&self) -> Transport {
+        Transport::WebSocket
+    }
+}
+
+async fn serve(
+    ctx: Context,
+    permit: Permit,
+    socket: WebSocket,
+    credential: Credential,
+    since: Option<u64>,
+) {
+    let id = next_connection_id();
+    let opened = Instant::now();
+    let (sink, stream) = socket.split();
+    let (queue, queue_rx) = mpsc::channel(ctx.limits.queue_size);
+    let (ending, ending_rx) = watch::channel(None);
+    let outbox = Arc::new(Outbox { queue, ending });
+    let writer = tokio::spawn(write(sink, queue_rx, ending_rx.clone()));
+    tracing::info!(transport = "websocket", connection = id, ip = %permit.ip(), "connection opened");
+
+    let mut conn = Connection {
+        ctx,
+        id,
+        outbox,
+        claims: None,
+        subs: Vec::new(),
+        bad_frames: 0,
+    };
+    match credential {
+        Credential::Absent => {}
+        Credential::Verified(claims) => conn.authenticated(claims, since),
+        Credential::Refused(e) => conn.refuse(e),
+    }
+    let readable = conn.run(stream, ending_rx.clone()).await;
+
+    // Nothing more is offered to this connection from here on.
+    for sub in conn.subs.drain(..) {
+        conn.ctx.hub.unsubscribe(&sub);
+    }
+    // The writer ends within CLOSE_GRACE on every path once an ending is set.
+    let _ = writer.await;
+    if let Some(stream) = readable {
+        // Read the peer's close reply, so the socket closes cleanly instead
+        // of being reset with unread data.
+        let _ = tokio::time::timeout(CLOSE_GRACE, drain(stream)).await;
+    }
+    let ending = (*ending_rx.borrow()).unwrap_or(Ending::Peer("client_closed"));
+    permit.set_close_reason(ending.word());
+    let code = match ending {
+        Ending::Server(close) => Some(close.code),
+        Ending::Peer(_) => None,
+    };
+    tracing::info!(
+        transport = "websocket",
+        connection = id,
+        account = conn.claims.as_ref().map(|c| c.account_id.as_str()),
+        reason = ending.word(),
+        code,
+        duration_ms = opened.elapsed().as_millis() as u64,
+        "connection closed"
+    );
+}
+
+async fn drain(mut stream: SplitStream<WebSocket>) {
+    while let Some(Ok(msg)) = stream.next().await {
+        if matches!(msg, Message::Close(_)) {
+            return;
+        }
+    }
+}
+
+struct Connection {
+    ctx: Context,
+    id: u64,
+    outbox: Arc<Outbox>,
+    claims: Option<Claims>,
+    subs: Vec<Arc<Subscription>>,
+    bad_frames: u32,
+}
+
+impl Connection {
+    /// Reads client frames, pings the peer and watches for shutdown until an
+    /// ending is recorded. Returns the stream when it is still safe to read.
+    async fn run(
+        &mut self,
+        mut stream: SplitStream<WebSocket>,
+        mut ending: watch::Receiver<Option<Ending>>,
+    ) -> Option<SplitStream<WebSocket>> {
+        let limits = self.ctx.limits.clone();
+        let auth_deadline = tokio::time::sleep(limits.auth_timeout);
+        let pong_deadline = tokio::time::sleep(limits.ping_timeout);
+        let shutdown = self.ctx.admission.shutting_down();
+        tokio::pin!(auth_deadline, pong_deadline, shutdown);
+        let mut ping = tokio::time::interval_at(
+            tokio::time::Instant::now() + limits.ping_interval,
+            limits.ping_interval,
+        );
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut awaiting_pong = false;
+        let mut readable = true;
+        loop {
+            tokio::select! {
+                biased;
+                _ = ending.wait_for(Option::is_some) => break,
+                () = &mut shutdown => self.outbox.end(Ending::Server(Close::SHUTDOWN)),
+                () = &mut auth_deadline, if self.claims.is_none() => {
+                    self.outbox.error("unauthorized", format!(
+                        "no auth frame within {:?}", limits.auth_timeout));
+                    self.outbox.end(Ending::Server(Close::AUTH_TIMEOUT));
+                }
+                () = &mut pong_deadline, if awaiting_pong => {
+                    self.outbox.end(Ending::Server(Close::PING_TIMEOUT));
+                }
+                _ = ping.tick(), if !awaiting_pong => {
+                    if self.outbox.queue.try_send(Message::Ping(Bytes::new())).is_ok() {
+                        awaiting_pong = true;
+                        pong_deadline.as_mut().reset(tokio::time::Instant::now() + limits.ping_timeout);
+                    }
+                }
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Text(text))) => self.on_text(&text),
+                    Some(Ok(Message::Binary(_))) => {
+                        self.bad_frame("bad_request", "frames must be JSON text, not binary");
+                    }
+                    Some(Ok(Message::Pong(_))) => awaiting_pong = false,
+                    // tungstenite answers pings itself.
+                    Some(Ok(Message::Ping(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => self.outbox.end(Ending::Peer("client_closed")),
+                    Some(Err(e)) if too_large(&e) => {
+                        // The rest of the oversized frame is still unread:
+                        // reading on would buffer it, so the reader stops here.
+                        readable = false;
+                        self.outbox.error("too_large", format!(
+                            "frames are limited to {} bytes", limits.max_message_bytes));
+                        self.outbox.end(Ending::Server(Close::TOO_LARGE));
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(connection = self.id, error = %e, "websocket read failed");
+                        readable = false;
+                        self.outbox.end(Ending::Peer("transport_error"));
+                    }
+                },
+            }
+        }
+        readable.then_some(stream)
+    }
+
+    fn on_text(&mut self, text: &str) {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                return self.bad_frame(
+                    "bad_request",
+                    format!(
+                        "expected {{\"type\": \"auth\" | \"subscribe\" | \"ping\", …}} as JSON: {e}"
+                    ),
+                );
+            }
+        };
+        match frame {
+            ClientFrame::Ping => self.outbox.text(Utf8Bytes::from_static(PONG_FRAME)),
+            ClientFrame::Auth { .. } if self.claims.is_some() => {
+                self.bad_frame("bad_request", "already authenticated");
+            }
+            ClientFrame::Auth { token, since } => match self.ctx.jwt.verify(&token) {
+                Ok(claims) => self.authenticated(claims, since),
+                Err(e) => self.refuse(e),
+            },
+            ClientFrame::Subscribe { account_id, since } => self.subscribe(account_id, since),
+        }
+    }
+
+    fn authenticated(&mut self, claims: Claims, since: Option<u64>) {
+        tracing::info!(transport = "websocket", connection = self.id, account = %claims.account_id,
+            user = %claims.sub, since, "connection authenticated");
+        let account = claims.account_id.clone();
+        self.claims = Some(claims);
+        self.subs
+            .push(self.ctx.hub.subscribe(&account, since, self.outbox.clone()));
+    }
+
+    fn refuse(&mut self, e: AuthError) {
+        self.outbox.error("unauthorized", &e);
+        self.outbox.end(Ending::Server(Close::UNAUTHORIZED));
+    }
+
+    /// An admin watches another account; a non-admin gets `forbidden` and nothing else.
+    fn subscribe(&mut self, account: String, since: Option<u64>) {
+        let Some(claims) = &self.claims else {
+            return self.bad_frame(
+                "unauthorized",
+                "send {\"type\": \"auth\", \"token\": …} first",
+            );
+        };
+        if !event::valid_account_id(&account) {
+            return self.bad_frame("bad_request", format!("invalid accountId {account:?}"));
+        }
+        if !claims.may_read(&account) {
+            tracing::info!(transport = "websocket", connection = self.id, account = %claims.account_id,
+                requested = %account, "subscription refused: forbidden");
+            return self.outbox.error(
+                "forbidden",
+                format!("this token may not subscribe to account {account}"),
+            );
+        }
+        if self.subs.iter().any(|s| s.account_id == account) {
+            return self.outbox.error(
+                "bad_request",
+                format!("already subscribed to account {account}"),
+            );
+        }
+        let max = self.ctx.limits.max_subscriptions;
+        if self.subs.len() >= max {
+            return self.outbox.error(
+                "too_many_subscriptions",
+                format!("at most {max} subscriptions per connection"),
+            );
+        }
+        self.subs
+            .push(self.ctx.hub.subscribe(&account, since, self.outbox.clone()));
+    }
+
+    fn bad_frame(&mut self, code: &str, message: impl Display) {
+        self.bad_frames += 1;
+        self.outbox.error(code, message);
+        if self.bad_frames > MAX_BAD_FRAMES {
+            self.outbox.end(Ending::Server(Close::BAD_FRAMES));
+        }
+    }
+}
+
+/// Whether a read failed because the peer's frame exceeds the size limit.
+fn too_large(e: &axum::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|inner| matches!(inner, tungstenite::Error::Capacity(_)))
+}
+
+/// Writes queued frames until an ending is recorded, then says goodbye.
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Message>,
+    mut ending: watch::Receiver<Option<Ending>>,
+) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = ending.wait_for(Option::is_some) => break,
+            msg = queue.recv() => match msg {
+                Some(msg) => msg,
+                None => break,
+            },
+        };
+        tokio::select! {
+            biased;
+            written = write_batch(&mut sink, first, &mut queue) => if written.is_err() {
+                return;
+            },
+            // A peer that stops reading blocks the write; being told to go must not wait for it.
+            _ = ending.wait_for(Option::is_some) => break,
+        }
+    }
+    let ending = *ending.borrow();
+    let goodbye = async {
+        match ending {
+            Some(Ending::Server(close)) => {
+                if close.sends_queued_frames() {
+                    while let Ok(msg) = queue.try_recv() {
+                        sink.feed(msg).await?;
+                    }
+                }
+                let frame = CloseFrame {
+                    code: close.code,
+                    reason: Utf8Bytes::from_static(close.text),
+                };
+                sink.send(Message::Close(Some(frame))).await
+            }
+            // Flushes tungstenite's reply to the peer's close frame.
+            Some(Ending::Peer(_)) | None => sink.close().await,
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
+}
+
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    first: Message,
+    queue: &mut mpsc::Receiver<Message>,
+) -> Result<(), axum::Error> {
+    sink.feed(first).await?;
+    for _ in 1..WRITE_BATCH {
+        match queue.try_recv() {
+            Ok(msg) => sink.feed(msg).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
