@@ -553,7 +553,8 @@ impl SseClient {
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
-                if let Some(item) = self.parse(&block) {
+                self.comments += block.lines().filter(|l| l.starts_with(':')).count();
+                if let Some(item) = parse_sse_block(&block) {
                     return Some(item);
                 }
             }
@@ -564,37 +565,6 @@ impl SseClient {
                 .flatten()?;
             self.buffer
                 .push_str(std::str::from_utf8(&chunk).expect("SSE is UTF-8"));
-        }
-    }
-
-    fn parse(&mut self, block: &str) -> Option<SseItem> {
-        let mut event = SseEvent {
-            event: "message".into(),
-            ..SseEvent::default()
-        };
-        let mut has_fields = false;
-        let mut comment = None;
-        for line in block.lines().filter(|l| !l.is_empty()) {
-            if let Some(text) = line.strip_prefix(':') {
-                self.comments += 1;
-                comment = Some(text.trim().to_owned());
-                continue;
-            }
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
-            has_fields = true;
-            match field {
-                "id" => event.id = Some(value),
-                "event" => event.event = value,
-                "data" if event.data.is_empty() => event.data = value,
-                "data" => event.data = format!("{}\n{value}", event.data),
-                _ => {}
-            }
-        }
-        if has_fields {
-            Some(SseItem::Event(event))
-        } else {
-            comment.map(SseItem::Comment)
         }
     }
 
