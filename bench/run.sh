@@ -14,7 +14,9 @@
 #   bench/run.sh --no-doc        print the tables, leave docs/PERFORMANCE.md alone
 #
 # Environment: SERVER_CORE (0), LOAD_CORE (1), IDLE_CLIENTS (5000; 19900 with
-# --full), HUB_PORT (18080), PEER_PORT (18090), CASE_TIMEOUT (600 s).
+# --full), CASE_TIMEOUT (600 s), BENCH_NICE (0; e.g. -10 gives servers and
+# load generator a larger CPU share than other work on a shared machine). Servers listen on a free port of 127.0.0.1
+# (port 0); the URL is read from their "listening on" line.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,9 +38,8 @@ done
 
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
-HUB_PORT=${HUB_PORT:-18080}
-PEER_PORT=${PEER_PORT:-18090}
 CASE_TIMEOUT=${CASE_TIMEOUT:-600}
+BENCH_NICE=${BENCH_NICE:-0}
 if [ "$FULL" = 1 ]; then IDLE_CLIENTS=${IDLE_CLIENTS:-19900}; else IDLE_CLIENTS=${IDLE_CLIENTS:-5000}; fi
 SECRET="bench-jwt-secret-$$"
 KEY="bench-api-key-$$"
@@ -73,10 +74,12 @@ SERVER_PID=""
 SERVER_LOG=""
 DATA_DIR=""
 
+# Waits for the server's "listening on http://…" line and sets URL from it.
 wait_listening() {
   local log=$1
   for _ in $(seq 1 300); do
-    grep -q "listening on" "$log" 2>/dev/null && return 0
+    URL=$(grep -o "listening on http://[0-9.:]*" "$log" 2>/dev/null | head -1 | sed 's/listening on //')
+    [ -n "$URL" ] && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || return 1
     sleep 0.1
   done
@@ -89,15 +92,13 @@ start_server() {
   case "$name" in
     statushub)
       DATA_DIR=$(mktemp -d "$OUT/data-XXXX")
-      taskset -c "$SERVER_CORE" "$HUB" serve --listen "127.0.0.1:$HUB_PORT" --data-dir "$DATA_DIR" \
+      nice -n "$BENCH_NICE" taskset -c "$SERVER_CORE" "$HUB" serve --listen 127.0.0.1:0 --data-dir "$DATA_DIR" \
         --jwt-secret "$SECRET" --api-keys "$KEY" > "$SERVER_LOG" 2>&1 &
-      SERVER_PID=$!
-      URL="http://127.0.0.1:$HUB_PORT" ;;
+      SERVER_PID=$! ;;
     peer)
-      taskset -c "$SERVER_CORE" node bench/peer-socketio/server.js --listen "127.0.0.1:$PEER_PORT" \
+      nice -n "$BENCH_NICE" taskset -c "$SERVER_CORE" node bench/peer-socketio/server.js --listen 127.0.0.1:0 \
         --jwt-secret "$SECRET" --api-keys "$KEY" > "$SERVER_LOG" 2>&1 &
-      SERVER_PID=$!
-      URL="http://127.0.0.1:$PEER_PORT" ;;
+      SERVER_PID=$! ;;
   esac
   if ! wait_listening "$SERVER_LOG"; then
     echo "run.sh: $name did not start; see $SERVER_LOG" >&2
@@ -125,9 +126,10 @@ run_case() {
   CASE=$1; local server=$2; shift 2
   echo "== $CASE on $server: loadgen $*"
   start_server "$server" || { echo "$CASE | $server | server did not start" >> "$FAILURES"; return; }
-  local cmd=(taskset -c "$LOAD_CORE" "$LOADGEN" "$@" --url "$URL" --server-pid "$SERVER_PID"
+  local cmd=(nice -n "$BENCH_NICE" taskset -c "$LOAD_CORE" "$LOADGEN" "$@" --url "$URL" --server-pid "$SERVER_PID"
              --server-name "$server" --json "$RESULTS" --max-duration "${CASE_TIMEOUT}s")
-  echo "${cmd[*]}" | sed -e "s#$ROOT/##g" -e "s/--server-pid [0-9]*/--server-pid \$PID/" >> "$COMMANDS"
+  echo "${cmd[*]}" | sed -e "s#$ROOT/##g" -e "s/--server-pid [0-9]*/--server-pid \$PID/" \
+    -e "s#--url http://[0-9.:]*#--url \$URL#" >> "$COMMANDS"
   if ! "${cmd[@]}" 2> "$OUT/loadgen-$CASE-$server.log"; then
     local why
     why=$(grep "loadgen: error" "$OUT/loadgen-$CASE-$server.log" | tail -1 | sed 's/|/\\|/g')
@@ -173,7 +175,7 @@ BLOCK="$OUT/block.md"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), $( [ "$FULL" = 1 ] && echo 'full scale' || echo 'default scale') (idle at $IDLE_CLIENTS connections), took ${ELAPSED} s"
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
   echo "- load average (1/5/15 min) at start: $LOAD_START, at end: $LOAD_END (other work on the machine shares both cores: compare ratios within this run, not absolute figures across runs)"
-  echo "- servers pinned with \`taskset -c $SERVER_CORE\`, load generator with \`taskset -c $LOAD_CORE\`; statushub $(git rev-parse --short HEAD 2>/dev/null) release build, SQLite synchronous=FULL; peer: node $(node --version), socket.io $(node -p "require('./bench/peer-socketio/node_modules/socket.io/package.json').version")"
+  echo "- servers pinned with \`taskset -c $SERVER_CORE\`, load generator with \`taskset -c $LOAD_CORE\`, both at nice $BENCH_NICE; statushub $(git rev-parse --short HEAD 2>/dev/null) release build, SQLite synchronous=FULL; peer: node $(node --version), socket.io $(node -p "require('./bench/peer-socketio/node_modules/socket.io/package.json').version")"
   echo
   cat "$TABLES"
   if [ -s "$FAILURES" ]; then
@@ -187,7 +189,7 @@ BLOCK="$OUT/block.md"
   echo
   echo "#### Commands"
   echo
-  echo "Servers: \`taskset -c $SERVER_CORE target/release/statushub serve --listen 127.0.0.1:$HUB_PORT --data-dir <fresh temp dir> --jwt-secret \$SECRET --api-keys \$KEY\` and \`taskset -c $SERVER_CORE node bench/peer-socketio/server.js --listen 127.0.0.1:$PEER_PORT --jwt-secret \$SECRET --api-keys \$KEY\`, one fresh server per line below; \`LOADGEN_JWT_SECRET\` / \`LOADGEN_API_KEY\` in the environment."
+  echo "Servers: \`taskset -c $SERVER_CORE target/release/statushub serve --listen 127.0.0.1:0 --data-dir <fresh temp dir> --jwt-secret \$SECRET --api-keys \$KEY\` and \`taskset -c $SERVER_CORE node bench/peer-socketio/server.js --listen 127.0.0.1:0 --jwt-secret \$SECRET --api-keys \$KEY\`, one fresh server per line below; \`LOADGEN_JWT_SECRET\` / \`LOADGEN_API_KEY\` in the environment."
   echo
   echo '```'
   cat "$COMMANDS"

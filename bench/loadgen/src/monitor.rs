@@ -74,14 +74,17 @@ impl Progress {
                     Counters::get(&counters.delivered),
                 );
                 if !quiet {
-                    let server = match (server_cpu.as_mut().and_then(CpuMeter::lap), rss) {
-                        (Some(cpu), Some(rss)) => {
-                            format!("server {cpu:3.0}% cpu {:6.1} MB", rss as f64 / 1e6)
-                        }
+                    let server = match (server_cpu.as_mut().map(CpuMeter::lap), rss) {
+                        (Some((Some(cpu), wait)), Some(rss)) => format!(
+                            "server {cpu:3.0}% cpu (waited {:3.0}%) {:6.1} MB",
+                            wait.unwrap_or(0.0),
+                            rss as f64 / 1e6
+                        ),
                         _ => "server n/a".into(),
                     };
+                    let (own, own_wait) = own_cpu.lap();
                     eprintln!(
-                        "[{scenario} {:5.1}s] connected {:>6} failed {:>3} | published {:>8} (+{:>6}/s) errors {:>3} | delivered {:>9} (+{:>7}/s) | {server} | loadgen {:3.0}% cpu",
+                        "[{scenario} {:5.1}s] connected {:>6} failed {:>3} | published {:>8} (+{:>6}/s) errors {:>3} | delivered {:>9} (+{:>7}/s) | {server} | loadgen {:3.0}% cpu (waited {:3.0}%)",
                         started.elapsed().as_secs_f64(),
                         Counters::get(&counters.connected),
                         Counters::get(&counters.failed),
@@ -90,7 +93,8 @@ impl Progress {
                         Counters::get(&counters.publish_errors),
                         delivered,
                         delivered - last_del,
-                        own_cpu.lap().unwrap_or(0.0),
+                        own.unwrap_or(0.0),
+                        own_wait.unwrap_or(0.0),
                     );
                 }
                 (last_pub, last_del) = (published, delivered);
@@ -117,7 +121,10 @@ pub struct Window {
 pub struct WindowFigures {
     pub seconds: f64,
     pub server_cpu_pct: Option<f64>,
+    /// Runnable-but-waiting time of the server's threads, % of the window.
+    pub server_wait_pct: Option<f64>,
     pub loadgen_cpu_pct: Option<f64>,
+    pub loadgen_wait_pct: Option<f64>,
 }
 
 impl Window {
@@ -137,7 +144,9 @@ impl Window {
         WindowFigures {
             seconds: self.started.elapsed().as_secs_f64(),
             server_cpu_pct: self.server.as_ref().and_then(CpuMeter::percent),
+            server_wait_pct: self.server.as_ref().and_then(CpuMeter::wait_percent),
             loadgen_cpu_pct: self.own.percent(),
+            loadgen_wait_pct: self.own.wait_percent(),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! What a process costs, read from `/proc`: resident memory and CPU time of
 //! the server under test and of the tool itself (a saturated load tool
-//! measures itself, not the server), and the descriptor budget.
+//! measures itself, not the server), how long their threads sat runnable
+//! waiting for a CPU (on a shared machine, other work steals the pinned
+//! core and every figure of the run with it), and the descriptor budget.
 
-use std::time::Instant;
+use std::{collections::HashMap, time::Instant};
 
 /// Resident set size in bytes (`VmRSS` of `/proc/PID/status`).
 pub fn rss_bytes(pid: &str) -> Option<u64> {
@@ -32,6 +34,33 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Nanoseconds each thread of `pid` spent runnable but waiting for a CPU
+/// (second field of `/proc/PID/task/TID/schedstat`), by thread id: threads
+/// come and go (tokio's blocking pool), so a window compares them one by one.
+fn run_delays(pid: &str) -> Option<HashMap<u64, u64>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut delays = HashMap::new();
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_str().and_then(|t| t.parse().ok());
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok();
+        if let (Some(tid), Some(ns)) = (tid, stat.as_deref().and_then(parse_run_delay)) {
+            delays.insert(tid, ns);
+        }
+    }
+    (!delays.is_empty()).then_some(delays)
+}
+
+/// Waiting time accumulated since `before`; a thread born since counts whole.
+fn waited_since(before: &HashMap<u64, u64>, now: &HashMap<u64, u64>) -> u64 {
+    now.iter()
+        .map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
+}
+
+fn parse_run_delay(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a system constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -42,6 +71,7 @@ fn ticks_per_second() -> f64 {
 pub struct CpuMeter {
     pid: String,
     ticks: Option<u64>,
+    waited: Option<HashMap<u64, u64>>,
     at: Instant,
 }
 
@@ -50,8 +80,18 @@ impl CpuMeter {
         CpuMeter {
             pid: pid.to_owned(),
             ticks: cpu_ticks(pid),
+            waited: run_delays(pid),
             at: Instant::now(),
         }
+    }
+
+    /// Time spent runnable but not running, in percent of the window
+    /// (summed over threads). Well above a few percent means the process
+    /// was starved by other work and its figures understate it.
+    pub fn wait_percent(&self) -> Option<f64> {
+        let waited = waited_since(self.waited.as_ref()?, &run_delays(&self.pid)?);
+        let secs = self.at.elapsed().as_secs_f64();
+        (secs > 0.0).then(|| waited as f64 / 1e9 / secs * 100.0)
     }
 
     pub fn for_self() -> Self {
@@ -65,11 +105,10 @@ impl CpuMeter {
         (secs > 0.0).then(|| used as f64 / ticks_per_second() / secs * 100.0)
     }
 
-    /// Percent since the last lap, starting a new one.
-    pub fn lap(&mut self) -> Option<f64> {
-        let pct = self.percent();
-        self.ticks = cpu_ticks(&self.pid);
-        self.at = Instant::now();
+    /// CPU and wait percent since the last lap, starting a new one.
+    pub fn lap(&mut self) -> (Option<f64>, Option<f64>) {
+        let pct = (self.percent(), self.wait_percent());
+        *self = CpuMeter::start(&self.pid);
         pct
     }
 }
@@ -126,8 +165,30 @@ mod tests {
     }
 
     #[test]
+    fn reads_run_delay() {
+        assert_eq!(
+            parse_run_delay("6810181914 17134238953 7068\n"),
+            Some(17_134_238_953)
+        );
+        assert_eq!(parse_run_delay("12"), None);
+    }
+
+    #[test]
+    fn waiting_is_compared_thread_by_thread() {
+        let before = HashMap::from([(1, 100), (2, 500)]);
+        // Thread 2 exited, thread 3 was born during the window.
+        let now = HashMap::from([(1, 150), (3, 30)]);
+        assert_eq!(waited_since(&before, &now), 80);
+    }
+
+    #[test]
     fn own_figures_are_readable() {
         assert!(rss_bytes("self").is_some_and(|b| b > 0));
-        assert!(CpuMeter::for_self().percent().is_some());
+        let meter = CpuMeter::for_self();
+        assert!(meter.percent().is_some());
+        assert!(
+            meter.wait_percent().is_some(),
+            "schedstat needs CONFIG_SCHEDSTATS"
+        );
     }
 }

@@ -29,6 +29,9 @@ use tokio::{
 pub const SPARE_DESCRIPTORS: u64 = 32;
 /// A loadgen CPU share above this means the tool itself may be the bottleneck.
 const SATURATED_PCT: f64 = 90.0;
+/// Waiting for a CPU longer than this share of the window means other work
+/// on the machine took the pinned core: the figures understate the process.
+const STARVED_PCT: f64 = 10.0;
 
 pub struct Env {
     pub common: Common,
@@ -76,13 +79,25 @@ impl Env {
         if window.loadgen_cpu_pct.is_some_and(|p| p >= SATURATED_PCT) {
             notes.push("loadgen CPU-bound: figures are a lower bound".into());
         }
+        if let Some(w) = window.server_wait_pct.filter(|&w| w >= STARVED_PCT) {
+            notes.push(format!(
+                "server waited {w:.0} % of the time for a CPU taken by other work"
+            ));
+        }
+        if let Some(w) = window.loadgen_wait_pct.filter(|&w| w >= STARVED_PCT) {
+            notes.push(format!(
+                "loadgen waited {w:.0} % of the time for a CPU taken by other work"
+            ));
+        }
         RunResult {
             server: self.common.server_name.clone(),
             transport,
             seconds: window.seconds,
             server_cpu_pct: window.server_cpu_pct,
+            server_wait_pct: window.server_wait_pct,
             server_rss_peak,
             loadgen_cpu_pct: window.loadgen_cpu_pct,
+            loadgen_wait_pct: window.loadgen_wait_pct,
             problems,
             notes,
             scenario,
