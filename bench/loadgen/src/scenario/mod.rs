@@ -79,15 +79,10 @@ impl Env {
         if window.loadgen_cpu_pct.is_some_and(|p| p >= SATURATED_PCT) {
             notes.push("loadgen CPU-bound: figures are a lower bound".into());
         }
-        if let Some(w) = window.server_wait_pct.filter(|&w| w >= STARVED_PCT) {
-            notes.push(format!(
-                "server waited {w:.0} % of the time for a CPU taken by other work"
-            ));
-        }
-        if let Some(w) = window.loadgen_wait_pct.filter(|&w| w >= STARVED_PCT) {
-            notes.push(format!(
-                "loadgen waited {w:.0} % of the time for a CPU taken by other work"
-            ));
+        if window.server_wait_pct.is_some_and(|w| w >= STARVED_PCT)
+            || window.loadgen_wait_pct.is_some_and(|w| w >= STARVED_PCT)
+        {
+            notes.push("other work took CPU time: compare per server CPU-s".into());
         }
         RunResult {
             server: self.common.server_name.clone(),
