@@ -189,7 +189,7 @@ BLOCK="$OUT/block.md"
   echo
   echo "#### Commands"
   echo
-  echo "Servers: \`taskset -c $SERVER_CORE target/release/statushub serve --listen 127.0.0.1:0 --data-dir <fresh temp dir> --jwt-secret \$SECRET --api-keys \$KEY\` and \`taskset -c $SERVER_CORE node bench/peer-socketio/server.js --listen 127.0.0.1:0 --jwt-secret \$SECRET --api-keys \$KEY\`, one fresh server per line below; \`LOADGEN_JWT_SECRET\` / \`LOADGEN_API_KEY\` in the environment."
+  echo "Servers: \`nice -n $BENCH_NICE taskset -c $SERVER_CORE target/release/statushub serve --listen 127.0.0.1:0 --data-dir <fresh temp dir> --jwt-secret \$SECRET --api-keys \$KEY\` and \`nice -n $BENCH_NICE taskset -c $SERVER_CORE node bench/peer-socketio/server.js --listen 127.0.0.1:0 --jwt-secret \$SECRET --api-keys \$KEY\`, one fresh server per line below; \`LOADGEN_JWT_SECRET\` / \`LOADGEN_API_KEY\` in the environment."
   echo
   echo '```'
   cat "$COMMANDS"

@@ -133,9 +133,9 @@ pub async fn run(env: Arc<Env>, args: FanoutArgs) -> Result<RunResult, Error> {
     };
     let mut last_at = publish_started_us;
     let mut first_disconnect = None;
-    // Clients that never came back have all their events lost.
-    fanout.lost +=
-        (args.clients - outcomes.len()) as u64 * per_account.iter().max().copied().unwrap_or(0);
+    // Every client connected (connecting was fail-fast); one without an
+    // outcome ended abnormally and its deliveries are unknown.
+    let unreported = args.clients - outcomes.len();
     for o in &outcomes {
         fanout.deliveries += o.tracker.unique;
         fanout.duplicated += o.tracker.duplicates;
@@ -166,6 +166,9 @@ pub async fn run(env: Arc<Env>, args: FanoutArgs) -> Result<RunResult, Error> {
             fanout.publish_errors,
             publish_error.get().unwrap_or("?")
         ));
+    }
+    if unreported > 0 {
+        problems.push(format!("{unreported} clients ended without a report"));
     }
     if fanout.disconnects > 0 {
         problems.push(format!(
