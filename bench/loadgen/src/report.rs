@@ -365,7 +365,7 @@ pub fn markdown(results: &[RunResult], hub: &str, peer: &str) -> String {
         }
         out += "\n";
     }
-    out += "CPU columns: share of one core used, and (wait) the share of the window the process was runnable but waiting for a CPU that other work on the machine held. \"per server CPU-s\" divides the count by the server's CPU seconds: what one fully available core would do when CPU is the limit.\n\n";
+    out += "CPU columns: share of one core used, and (wait) the share of the window its threads were runnable but waiting for a CPU, summed over threads: other work on the machine, or the process's own threads queueing for the one core it is pinned to. \"per server CPU-s\" divides the count by the server's CPU seconds: what one fully available core would do when CPU is the limit.\n\n";
     out += &targets(results, hub, peer);
     out
 }

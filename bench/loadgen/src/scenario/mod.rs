@@ -29,8 +29,8 @@ use tokio::{
 pub const SPARE_DESCRIPTORS: u64 = 32;
 /// A loadgen CPU share above this means the tool itself may be the bottleneck.
 const SATURATED_PCT: f64 = 90.0;
-/// Waiting for a CPU longer than this share of the window means other work
-/// on the machine took the pinned core: the figures understate the process.
+/// Waiting for a CPU longer than this share of the window while not using
+/// the core fully means other work on the machine took the pinned core.
 const STARVED_PCT: f64 = 10.0;
 
 pub struct Env {
@@ -79,8 +79,8 @@ impl Env {
         if window.loadgen_cpu_pct.is_some_and(|p| p >= SATURATED_PCT) {
             notes.push("loadgen CPU-bound: figures are a lower bound".into());
         }
-        if window.server_wait_pct.is_some_and(|w| w >= STARVED_PCT)
-            || window.loadgen_wait_pct.is_some_and(|w| w >= STARVED_PCT)
+        if starved(window.server_cpu_pct, window.server_wait_pct)
+            || starved(window.loadgen_cpu_pct, window.loadgen_wait_pct)
         {
             notes.push("other work took CPU time: compare per server CPU-s".into());
         }
@@ -98,6 +98,13 @@ impl Env {
             scenario,
         }
     }
+}
+
+/// A process that waited for a CPU yet did not use its core fully was held
+/// back by other work. One that used its core fully may still show waiting:
+/// its own threads queue for the one core it is pinned to.
+fn starved(cpu_pct: Option<f64>, wait_pct: Option<f64>) -> bool {
+    wait_pct.is_some_and(|w| w >= STARVED_PCT) && cpu_pct.is_some_and(|c| c < SATURATED_PCT)
 }
 
 /// The first error of many, kept for the message.
@@ -245,4 +252,20 @@ pub fn event_body(n: u64, pad: &str) -> bytes::Bytes {
         now_us()
     )
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starved;
+
+    #[test]
+    fn starvation_needs_waiting_without_a_full_core() {
+        assert!(starved(Some(40.0), Some(50.0)));
+        assert!(
+            !starved(Some(95.0), Some(60.0)),
+            "its own threads queue on one core"
+        );
+        assert!(!starved(Some(40.0), Some(2.0)));
+        assert!(!starved(None, Some(50.0)));
+    }
 }
