@@ -39,10 +39,10 @@ fn draft(account: &str, event: &str, data: Value) -> Draft {
 fn counting(account: &str, key: &str) -> Draft {
     let derive = Arc::new(|previous: Option<&Value>| {
         let n = previous.and_then(|p| p["n"].as_u64()).unwrap_or(0);
-        json!({ "n": n + 1 })
+        EntryChange::kept(json!({ "n": n + 1 }))
     });
     Draft {
-        body: Body::Derived {
+        body: Body::Entry {
             section: Section::Phones,
             key: key.into(),
             derive,

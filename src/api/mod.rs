@@ -16,7 +16,7 @@ use crate::{
     heartbeat::Heartbeat,
     hub::Hub,
     rate_limit::PublishLimiter,
-    store::{Appended, Body, Idempotency},
+    store::{Appended, Body, EntryChange, Idempotency},
 };
 use axum::{
     Json, Router,
@@ -239,9 +239,10 @@ async fn report<R: Report>(
     report.validate().map_err(ApiError::bad_request)?;
     let key = report.key();
     let now = event::rfc3339(event::now());
-    let derive =
-        Arc::new(move |previous: Option<&serde_json::Value>| report.to_data(previous, &now));
-    let body = Body::Derived {
+    let derive = Arc::new(move |previous: Option<&serde_json::Value>| {
+        EntryChange::kept(report.to_data(previous, &now))
+    });
+    let body = Body::Entry {
         section: R::SECTION,
         key,
         derive,

@@ -65,30 +65,18 @@ impl Section {
     }
 }
 
-/// Derives an event's data from the entry's previous value. Run inside the
-/// append's atomic step (possibly more than once by stores that retry), so it
-/// must be pure.
-pub type Derive = Arc<dyn Fn(Option<&Value>) -> Value + Send + Sync>;
-
 /// What an event carries and what it does to the snapshot.
 #[derive(Clone)]
 pub enum Body {
     /// Data known up front (already JSON); the snapshot is untouched.
     Fixed(Box<RawValue>),
-    /// Data derived from one snapshot entry, which then holds that data.
-    Derived {
-        section: Section,
-        key: String,
-        derive: Derive,
-    },
-    /// Data and the entry's next value derived together from its previous
-    /// value, for events whose data is more than the state they leave behind
-    /// (`health_changed` carries `previous` and `current`; the entry keeps
-    /// `current`) or that remove an entry (a deleted monitor).
+    /// Data and the entry's next value derived together from the entry's
+    /// previous value: a report's entry is its data, `health_changed` keeps
+    /// only `current`, a deleted monitor removes its entry.
     Entry {
         section: Section,
         key: String,
-        derive: DeriveEntry,
+        derive: Derive,
     },
 }
 
@@ -101,8 +89,20 @@ pub struct EntryChange {
     pub entry: Option<Value>,
 }
 
-/// Like [`Derive`], for [`Body::Entry`]: pure, possibly run more than once.
-pub type DeriveEntry = Arc<dyn Fn(Option<&Value>) -> EntryChange + Send + Sync>;
+impl EntryChange {
+    /// An event whose data becomes the entry's new value.
+    pub fn kept(data: Value) -> Self {
+        EntryChange {
+            entry: Some(data.clone()),
+            data,
+        }
+    }
+}
+
+/// Derives a [`Body::Entry`] event from the entry's previous value. Run
+/// inside the append's atomic step (possibly more than once by stores that
+/// retry), so it must be pure.
+pub type Derive = Arc<dyn Fn(Option<&Value>) -> EntryChange + Send + Sync>;
 
 /// A heartbeat monitor as a store keeps it. The store does not interpret
 /// `spec` or `state`: their shape belongs to the heartbeat module, so the

@@ -504,16 +504,6 @@ fn append_one(
 
     let data: Box<RawValue> = match &draft.body {
         Body::Fixed(data) => data.clone(),
-        Body::Derived {
-            section,
-            key,
-            derive,
-        } => {
-            let previous = read_entry(tx, account, *section, key)?;
-            let data = to_raw(&derive(previous.as_ref()))?;
-            write_entry(tx, account, *section, key, Some(data.get()), seq)?;
-            data
-        }
         Body::Entry {
             section,
             key,
