@@ -6,7 +6,10 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// Why a client token was refused; the message is what the client is told.
@@ -56,9 +59,13 @@ struct RawClaims {
     role: Option<String>,
 }
 
-/// HS256 signing and verification with the configured secret.
+/// HS256 signing and verification with the configured secret. Every
+/// request and connection handler holds one, so a clone shares the keys
+/// instead of copying them.
 #[derive(Clone)]
-pub struct Jwt {
+pub struct Jwt(Arc<JwtKeys>);
+
+struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -72,11 +79,11 @@ impl Jwt {
         validation.validate_exp = true;
         // An expiry is a deadline the issuer chose; no grace period on top of it.
         validation.leeway = 0;
-        Jwt {
+        Jwt(Arc::new(JwtKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
-        }
+        }))
     }
 
     /// Verifies signature, expiry and the required claims.
@@ -85,12 +92,12 @@ impl Jwt {
         if token.is_empty() {
             return Err(AuthError::MissingToken);
         }
-        let data = jsonwebtoken::decode::<RawClaims>(token, &self.decoding, &self.validation)
+        let data = jsonwebtoken::decode::<RawClaims>(token, &self.0.decoding, &self.0.validation)
             .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::InvalidSignature => AuthError::BadSignature,
-                _ => AuthError::Malformed(e.to_string()),
-            })?;
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            _ => AuthError::Malformed(e.to_string()),
+        })?;
         let raw = data.claims;
         let exp = raw.exp.ok_or(AuthError::MissingClaim("exp"))?;
         if exp <= now_secs() {
@@ -124,7 +131,7 @@ impl Jwt {
             exp: now_secs() + ttl.as_secs().max(1),
             role: role.map(str::to_owned),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
             .expect("HS256 encoding of plain claims cannot fail")
     }
 }
@@ -140,7 +147,7 @@ fn now_secs() -> u64 {
 /// comparison is constant-time and leaks neither content nor length.
 #[derive(Clone)]
 pub struct ApiKeys {
-    digests: Vec<[u8; 32]>,
+    digests: Arc<[[u8; 32]]>,
 }
 
 impl ApiKeys {

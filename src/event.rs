@@ -251,7 +251,24 @@ impl CredentialTest {
 #[serde(deny_unknown_fields)]
 pub struct CustomEvent {
     pub event: String,
-    pub data: serde_json::Map<String, Value>,
+    pub data: JsonObject,
+}
+
+/// A JSON object kept as the publisher wrote it. Custom event data is
+/// opaque to the hub, so it is checked to be an object and passed through
+/// verbatim: no parse into a map and encode back per publish.
+#[derive(Debug)]
+pub struct JsonObject(pub Box<RawValue>);
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        if raw.get().starts_with('{') {
+            Ok(JsonObject(raw))
+        } else {
+            Err(serde::de::Error::custom("data must be a JSON object"))
+        }
+    }
 }
 
 fn non_empty(field: &str, value: &str) -> Result<(), String> {
@@ -267,6 +284,21 @@ fn non_empty(field: &str, value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_data_is_an_object_kept_verbatim() {
+        let body = r#"{"event":"order.paid","data":{"z":1,"a":[true]}}"#;
+        let parsed: CustomEvent = serde_json::from_str(body).expect("an object is accepted");
+        assert_eq!(parsed.data.0.get(), r#"{"z":1,"a":[true]}"#);
+        for data in ["[1]", "\"text\"", "3", "null", "true"] {
+            let body = format!(r#"{{"event":"order.paid","data":{data}}}"#);
+            let err = serde_json::from_str::<CustomEvent>(&body).expect_err(data);
+            assert!(
+                err.to_string().contains("data must be a JSON object"),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn custom_names_follow_the_contract() {

@@ -263,11 +263,10 @@ async fn custom_event(
     let idem = idempotency(&headers, "events", &body.raw)?;
     let CustomEvent { event: name, data } = body.value;
     event::check_custom_name(&name).map_err(ApiError::bad_request)?;
-    let data = serde_json::value::to_raw_value(&data).map_err(ApiError::internal)?;
     Ok(created(
         state
             .hub
-            .publish(&account, &name, Body::Fixed(data), idem)
+            .publish(&account, &name, Body::Fixed(data.0), idem)
             .await?,
     ))
 }

@@ -14,6 +14,7 @@ use crate::{config::Retention, event::Event};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Value, value::RawValue};
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
@@ -413,15 +414,17 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
+        let mut heads = Heads::default();
         let mut results = Vec::with_capacity(batch.len());
         for pending in batch {
             results.push(match pending {
                 Pending::Append(draft, _) => {
-                    Written::Append(append_one(&tx, draft, &self.retention, now)?)
+                    Written::Append(append_one(&tx, draft, &mut heads, &self.retention, now)?)
                 }
                 Pending::Monitor(write, _) => Written::Monitor(write_monitor(&tx, write, now)?),
             });
         }
+        heads.save(&tx, &self.retention)?;
         tx.commit()?;
         Ok(results)
     }
@@ -456,11 +459,52 @@ fn receipt_of(event: &Event) -> Receipt {
     }
 }
 
+/// The head seq of every account a batch appends to. Heads are read once
+/// per account and batch and written back once before commit, and the
+/// retention cut runs once per account: a batch of 512 events into one
+/// account costs one head read, one head write and one range delete instead
+/// of 512 of each. It lives for one transaction only, so a failed batch
+/// leaves nothing behind to invalidate.
+#[derive(Default)]
+struct Heads<'b> {
+    seqs: HashMap<&'b str, u64>,
+}
+
+impl<'b> Heads<'b> {
+    /// The next seq of `account`, counting appends earlier in this batch.
+    fn next(&mut self, tx: &rusqlite::Transaction<'_>, account: &'b str) -> rusqlite::Result<u64> {
+        if let Some(head) = self.seqs.get_mut(account) {
+            *head += 1;
+            return Ok(*head);
+        }
+        let seq = read_head(tx, account)? + 1;
+        self.seqs.insert(account, seq);
+        Ok(seq)
+    }
+
+    /// Writes the new heads and drops events beyond `max_events` per account.
+    fn save(&self, tx: &rusqlite::Transaction<'_>, retention: &Retention) -> rusqlite::Result<()> {
+        for (&account, &head) in &self.seqs {
+            tx.prepare_cached(
+                "INSERT INTO accounts (account_id, head) VALUES (?1, ?2)
+                 ON CONFLICT (account_id) DO UPDATE SET head = excluded.head",
+            )?
+            .execute(params![account, head])?;
+            if head > retention.max_events {
+                tx.prepare_cached("DELETE FROM events WHERE account_id = ?1 AND seq <= ?2")?
+                    .execute(params![account, head - retention.max_events])?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One append inside the batch transaction. The outer `Result` is a storage
 /// failure (fails the batch); the inner one a per-draft refusal.
-fn append_one(
+fn append_one<'b>(
     tx: &rusqlite::Transaction<'_>,
-    draft: &Draft,
+    draft: &'b Draft,
+    heads: &mut Heads<'b>,
     retention: &Retention,
     now: i64,
 ) -> rusqlite::Result<Result<Outcome, StoreError>> {
@@ -495,12 +539,7 @@ fn append_one(
         }
     }
 
-    let head: u64 = tx
-        .prepare_cached("SELECT head FROM accounts WHERE account_id = ?1")?
-        .query_row([account], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
-    let seq = head + 1;
+    let seq = heads.next(tx, account)?;
 
     let data: Box<RawValue> = match &draft.body {
         Body::Fixed(data) => data.clone(),
@@ -530,21 +569,12 @@ fn append_one(
         draft.published_at,
         now
     ])?;
-    tx.prepare_cached(
-        "INSERT INTO accounts (account_id, head) VALUES (?1, ?2)
-         ON CONFLICT (account_id) DO UPDATE SET head = excluded.head",
-    )?
-    .execute(params![account, seq])?;
     if let Some(idem) = &draft.idempotency {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO idempotency (account_id, key, fingerprint, seq, id, published_at, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![account, idem.key, idem.fingerprint, seq, draft.id, draft.published_at, now])?;
-    }
-    if seq > retention.max_events {
-        tx.prepare_cached("DELETE FROM events WHERE account_id = ?1 AND seq <= ?2")?
-            .execute(params![account, seq - retention.max_events])?;
     }
 
     Ok(Ok(Outcome::New(Event {
