@@ -400,24 +400,24 @@ async fn sqlite_history_pages_and_reports_completeness() {
     history_pages_and_reports_completeness(open_sqlite(dir.path(), Retention::default()).0).await;
 }
 
+/// The retention both retention cases run with.
+fn keep_five() -> Retention {
+    Retention {
+        max_events: 5,
+        ..Retention::default()
+    }
+}
+
 #[tokio::test]
 async fn sqlite_retention_by_count() {
     let dir = tempfile::tempdir().unwrap();
-    let retention = Retention {
-        max_events: 5,
-        ..Retention::default()
-    };
-    retention_by_count(open_sqlite(dir.path(), retention).0).await;
+    retention_by_count(open_sqlite(dir.path(), keep_five()).0).await;
 }
 
 #[tokio::test]
 async fn sqlite_retention_by_count_under_concurrency() {
     let dir = tempfile::tempdir().unwrap();
-    let retention = Retention {
-        max_events: 5,
-        ..Retention::default()
-    };
-    retention_by_count_under_concurrency(open_sqlite(dir.path(), retention).0).await;
+    retention_by_count_under_concurrency(open_sqlite(dir.path(), keep_five()).0).await;
 }
 
 #[tokio::test]
