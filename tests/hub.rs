@@ -118,6 +118,31 @@ async fn fresh_subscriber_gets_snapshot_then_live_events() {
     assert_eq!(sink.event_seqs(), [3, 4]);
 }
 
+/// Later subscribers of a busy account may be served the room's cached
+/// snapshot, but never one older than an event already dispatched.
+#[tokio::test]
+async fn later_subscribers_never_get_a_stale_snapshot() {
+    let (hub, _dir) = start_hub(Retention::default(), Limits::default());
+    let first = Recorder::new(100);
+    hub.subscribe("a", None, first.clone());
+    wait_for("first snapshot", WAIT, || async { !first.got().is_empty() }).await;
+    for round in 1..=3u64 {
+        publish(&hub, "a", 2).await;
+        let seq = 2 * round;
+        wait_for("dispatch", WAIT, || async {
+            first.event_seqs().last() == Some(&seq)
+        })
+        .await;
+        for _ in 0..3 {
+            let later = Recorder::new(100);
+            let sub = hub.subscribe("a", None, later.clone());
+            wait_for("later snapshot", WAIT, || async { !later.got().is_empty() }).await;
+            assert_eq!(later.got()[0], Got::Snapshot { seq, reset: false });
+            hub.unsubscribe(&sub);
+        }
+    }
+}
+
 #[tokio::test]
 async fn resume_delivers_exactly_the_missed_events_while_publishing_continues() {
     let (hub, _dir) = start_hub(Retention::default(), Limits::default());

@@ -140,10 +140,24 @@ pub enum HubError {
     Store(#[from] StoreError),
 }
 
+/// An account's subscriptions on this node, and the snapshot the next ones
+/// to connect are served. A reconnect storm (a deploy, a network blip) would
+/// otherwise read the same snapshot from the store once per connection.
+/// The cached snapshot is only ever current: each dispatched event clears it,
+/// and a store read is kept only if no newer event was dispatched while it
+/// ran. A room lives while it has subscriptions.
+#[derive(Default)]
+struct Room {
+    subs: Vec<Arc<Subscription>>,
+    /// Seq of the last event dispatched to this room.
+    dispatched: u64,
+    snapshot: Option<Arc<Snapshot>>,
+}
+
 pub struct Hub {
     store: Arc<dyn Store>,
     limits: Limits,
-    subscriptions: DashMap<String, Vec<Arc<Subscription>>>,
+    rooms: DashMap<String, Room>,
     next_id: AtomicU64,
     /// Read by `/v1/stats` and `/metrics`.
     pub metrics: Arc<Metrics>,
@@ -163,7 +177,7 @@ impl Hub {
         let hub = Arc::new(Hub {
             store,
             limits,
-            subscriptions: DashMap::new(),
+            rooms: DashMap::new(),
             next_id: AtomicU64::new(1),
             metrics: Arc::new(Metrics::default()),
             stopped,
@@ -256,9 +270,10 @@ impl Hub {
             self.limits.queue_size,
         ));
         // Registered before reading the store, so nothing committed after the read is missed.
-        self.subscriptions
+        self.rooms
             .entry(account_id.to_owned())
             .or_default()
+            .subs
             .push(sub.clone());
         tokio::spawn(self.clone().catch_up(sub.clone(), since));
         sub
@@ -267,16 +282,16 @@ impl Hub {
     /// Forgets a subscription whose connection has ended.
     pub fn unsubscribe(&self, sub: &Subscription) {
         sub.mark_closed();
-        let emptied = match self.subscriptions.get_mut(&sub.account_id) {
-            Some(mut subs) => {
-                subs.retain(|s| s.id != sub.id);
-                subs.is_empty()
+        let emptied = match self.rooms.get_mut(&sub.account_id) {
+            Some(mut room) => {
+                room.subs.retain(|s| s.id != sub.id);
+                room.subs.is_empty()
             }
             None => false,
         };
         if emptied {
-            self.subscriptions
-                .remove_if(&sub.account_id, |_, subs| subs.is_empty());
+            self.rooms
+                .remove_if(&sub.account_id, |_, room| room.subs.is_empty());
         }
     }
 
@@ -296,7 +311,7 @@ impl Hub {
 
     /// Subscriptions on this node (for stats).
     pub fn subscription_count(&self) -> usize {
-        self.subscriptions.iter().map(|e| e.value().len()).sum()
+        self.rooms.iter().map(|e| e.value().subs.len()).sum()
     }
 
     /// Replays what a subscription missed, then lets it go live.
@@ -323,13 +338,39 @@ impl Hub {
         deadline: Instant,
     ) -> Result<(), DisconnectReason> {
         let mut snapshot = self
-            .snapshot(&sub.account_id)
+            .room_snapshot(sub)
             .await
             .map_err(|_| DisconnectReason::Unavailable)?;
-        snapshot.reset = reset;
+        if reset.is_some() {
+            Arc::make_mut(&mut snapshot).reset = reset;
+        }
         send_patiently(sub, Outbound::Snapshot(&snapshot), deadline).await?;
         sub.advance(snapshot.seq);
         Ok(())
+    }
+
+    /// The account's snapshot for a subscription of its room: the room's
+    /// cached one, or a store read that is cached for the next subscriber
+    /// unless an event newer than it was dispatched meanwhile. A snapshot
+    /// older than an event still on its way to the dispatcher is fine: the
+    /// subscription is registered, so that event reaches it live.
+    async fn room_snapshot(&self, sub: &Subscription) -> Result<Arc<Snapshot>, HubError> {
+        let cached = self
+            .rooms
+            .get(&sub.account_id)
+            .and_then(|room| room.snapshot.clone());
+        if let Some(snapshot) = cached {
+            return Ok(snapshot);
+        }
+        let snapshot = Arc::new(self.snapshot(&sub.account_id).await?);
+        if let Some(mut room) = self.rooms.get_mut(&sub.account_id) {
+            // Membership rules out a read that began for an earlier room of
+            // the same account, whose dispatched seq this room never saw.
+            if snapshot.seq >= room.dispatched && room.subs.iter().any(|s| s.id == sub.id) {
+                room.snapshot = Some(snapshot.clone());
+            }
+        }
+        Ok(snapshot)
     }
 
     async fn replay(
@@ -374,9 +415,14 @@ async fn dispatch(
             continue;
         };
         let published = Arc::new(Published::new(Arc::unwrap_or_clone(event), &hub.metrics));
+        let account = &published.event.account_id;
+        if let Some(mut room) = hub.rooms.get_mut(account) {
+            room.dispatched = published.event.seq;
+            room.snapshot = None;
+        }
         let mut to_drop = Vec::new();
-        if let Some(subs) = hub.subscriptions.get(&published.event.account_id) {
-            for sub in subs.iter() {
+        if let Some(room) = hub.rooms.get(account) {
+            for sub in room.subs.iter() {
                 match sub.offer(&published) {
                     Offer::Taken => {}
                     Offer::CatchUpFrom(seq) => {
