@@ -49,6 +49,7 @@ use axum::{
     routing::get,
 };
 use bytes::Bytes;
+use flume::TrySendError;
 use futures::{
     SinkExt, StreamExt,
     stream::{SplitSink, SplitStream},
@@ -59,7 +60,6 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
-use flume::TrySendError;
 use tokio::sync::watch;
 
 /// Malformed frames a connection may send (each answered with an `error`
