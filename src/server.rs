@@ -105,6 +105,10 @@ pub async fn run(
         .merge(transport::ws::router(ctx.clone()))
         .merge(transport::sse::router(ctx))
         .layer(sio_layer)
+        // Outside socketioxide's layer, so the request it keeps is already detached.
+        .layer(middleware::from_fn(
+            transport::socketio::detach_request_head,
+        ))
         .layer(middleware::from_fn_with_state(
             (origins.clone(), admission.clone()),
             transport::origin::guard,

@@ -21,6 +21,12 @@ use crate::{
     event,
     hub::{DisconnectReason, Hub, Outbound, Sink, SinkError, Subscription, Transport},
 };
+use axum::{
+    extract::{OriginalUri, Request},
+    http::{HeaderMap, HeaderName, HeaderValue, Uri, header},
+    middleware::Next,
+    response::Response,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::{
@@ -84,6 +90,52 @@ enum Refusal {
     BadRequest(String),
     #[error("{code}: {0}", code = .0.code())]
     Admission(#[from] AdmissionRefusal),
+}
+
+/// Detaches a Socket.IO request from hyper's connection read buffer before
+/// socketioxide sees it.
+///
+/// hyper parses the request line and header values as `Bytes` views of the
+/// connection's read buffer (16 KiB once the first read went through
+/// hyper-util's protocol sniffing), and engineioxide keeps the handshake
+/// request's `Parts` for the whole life of the session. Any one view keeps
+/// the whole buffer alive: ~16 KiB per open connection. So the URI is copied,
+/// axum's `OriginalUri` copy of it is dropped, and only the headers the
+/// Socket.IO stack reads are kept, as copies (browsers send cookies and the
+/// like, which would otherwise stay in memory for the connection's life).
+/// This must be the layer directly outside socketioxide's: the origin and
+/// CORS checks further out still see every header.
+pub async fn detach_request_head(request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/socket.io/") {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    parts.uri = owned_uri(&parts.uri);
+    parts.headers = kept_headers(&parts.headers);
+    parts.extensions.remove::<OriginalUri>();
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// What engineioxide reads: the WebSocket key to answer the upgrade, and a
+/// polling POST's content type. Our handlers read none (the peer address
+/// is an extension). A handler that needs another header must add it here.
+const KEPT_HEADERS: [HeaderName; 2] = [header::SEC_WEBSOCKET_KEY, header::CONTENT_TYPE];
+
+fn owned_uri(uri: &Uri) -> Uri {
+    // Re-parsing what `Uri` printed cannot fail; keep the original if it ever does.
+    Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
+}
+
+fn kept_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::with_capacity(KEPT_HEADERS.len());
+    for name in KEPT_HEADERS {
+        if let Some(value) = headers.get(&name)
+            && let Ok(copy) = HeaderValue::from_bytes(value.as_bytes())
+        {
+            kept.insert(name, copy);
+        }
+    }
+    kept
 }
 
 /// Builds the Socket.IO layer served at `/socket.io/`.
