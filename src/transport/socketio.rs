@@ -41,6 +41,13 @@ use std::{
     time::Duration,
 };
 
+/// Each WebSocket's read buffer, allocated up front and zero-filled by
+/// tungstenite before every read: engineioxide's 4 KiB default is RSS that
+/// every idle connection pays. Clients send little (pongs, `subscribe`, the
+/// connect packet with its token); a larger frame still arrives whole, as
+/// tungstenite reserves a frame's full length once its header is read and
+/// then reads it in pieces of this size.
+const WS_READ_BUFFER_BYTES: usize = 1024;
 /// How long a disconnect notice is retried while the peer's buffer is full.
 const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 
@@ -146,6 +153,7 @@ pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
         .max_payload(limits.max_message_bytes as u64)
         .ws_max_message_size(limits.max_message_bytes)
         .ws_max_frame_size(limits.max_message_bytes)
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .ping_interval(limits.ping_interval)
         .ping_timeout(limits.ping_timeout)
         .with_state(Ctx {
