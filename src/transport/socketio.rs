@@ -56,12 +56,27 @@ const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 /// (engine sessions whose namespace connect was refused stay open until the
 /// client leaves), and a strong hub there would keep the store from closing
 /// at shutdown.
+///
+/// socketioxide's `State` extractor clones the state for every handler call
+/// (connect middleware, connect, disconnect, each `subscribe`); behind an
+/// `Arc` that is a reference count instead of copies of the JWT keys and
+/// limits.
 #[derive(Clone)]
-struct Ctx {
+struct Ctx(Arc<Shared>);
+
+struct Shared {
     hub: Weak<Hub>,
     jwt: Jwt,
     limits: Limits,
     admission: Arc<Admission>,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// The verified identity and resume point, set by the connect middleware.
@@ -156,12 +171,12 @@ pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .ping_interval(limits.ping_interval)
         .ping_timeout(limits.ping_timeout)
-        .with_state(Ctx {
+        .with_state(Ctx(Arc::new(Shared {
             hub: Arc::downgrade(&ctx.hub),
             jwt: ctx.jwt.clone(),
             limits: ctx.limits.clone(),
             admission: ctx.admission.clone(),
-        })
+        })))
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
     (layer, io)
