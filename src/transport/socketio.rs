@@ -122,9 +122,10 @@ enum Refusal {
 /// hyper-util's protocol sniffing), and engineioxide keeps the handshake
 /// request's `Parts` for the whole life of the session. Any one view keeps
 /// the whole buffer alive: ~16 KiB per open connection. So the URI is copied,
-/// axum's `OriginalUri` copy of it is dropped, and only the headers the
-/// Socket.IO stack reads are kept, as copies (browsers send cookies and the
-/// like, which would otherwise stay in memory for the connection's life).
+/// only the headers the Socket.IO stack reads are kept, as copies (browsers
+/// send cookies and the like, which would otherwise stay in memory for the
+/// connection's life), and an axum `OriginalUri` (a router's clone of the
+/// URI, present if this ever runs inside a `Router`) is dropped.
 /// This must be the layer directly outside socketioxide's: the origin and
 /// CORS checks further out still see every header.
 pub async fn detach_request_head(request: Request, next: Next) -> Response {
