@@ -116,10 +116,9 @@ pub async fn run(
             (origins, admission.clone()),
             transport::origin::guard,
         ))
-        // Directly outside socketioxide, so the request it keeps is already detached.
-        .layer(middleware::from_fn(
-            transport::socketio::detach_request_head,
-        ))
+        // Directly outside socketioxide, so the request it keeps is already
+        // detached. A plain request map: no boxed future per request.
+        .map_request(transport::socketio::detach_request_head)
         .layer(sio_layer)
         .service(routes);
 

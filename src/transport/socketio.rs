@@ -24,8 +24,6 @@ use crate::{
 use axum::{
     extract::{OriginalUri, Request},
     http::{HeaderMap, HeaderName, HeaderValue, Uri, header},
-    middleware::Next,
-    response::Response,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -128,15 +126,15 @@ enum Refusal {
 /// URI, present if this ever runs inside a `Router`) is dropped.
 /// This must be the layer directly outside socketioxide's: the origin and
 /// CORS checks further out still see every header.
-pub async fn detach_request_head(request: Request, next: Next) -> Response {
+pub fn detach_request_head(request: Request) -> Request {
     if !request.uri().path().starts_with("/socket.io/") {
-        return next.run(request).await;
+        return request;
     }
     let (mut parts, body) = request.into_parts();
     parts.uri = owned_uri(&parts.uri);
     parts.headers = kept_headers(&parts.headers);
     parts.extensions.remove::<OriginalUri>();
-    next.run(Request::from_parts(parts, body)).await
+    Request::from_parts(parts, body)
 }
 
 /// What engineioxide reads: the WebSocket key to answer the upgrade, and a
