@@ -108,3 +108,20 @@ async fn subscriptions_per_connection_are_limited() {
         .await;
     assert_eq!(ack["error"]["code"], "too_many_subscriptions", "{ack}");
 }
+
+/// The server reads WebSocket frames in small pieces (its read buffer is
+/// kept small for idle memory): a connect packet many times that size must
+/// still arrive whole.
+#[tokio::test]
+async fn a_connect_packet_larger_than_the_read_buffer_arrives_whole() {
+    let server = TestServer::start().await;
+    let padding = "x".repeat(40_000);
+    let mut client = server
+        .socketio(json!({ "token": server.token("acme"), "padding": padding }))
+        .await
+        .expect("connected");
+    assert_eq!(
+        client.next_event().await.expect("snapshot").1["accountId"],
+        "acme"
+    );
+}

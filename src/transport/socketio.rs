@@ -21,6 +21,10 @@ use crate::{
     event,
     hub::{DisconnectReason, Hub, Outbound, Sink, SinkError, Subscription, Transport},
 };
+use axum::{
+    extract::{OriginalUri, Request},
+    http::{HeaderMap, HeaderName, HeaderValue, Uri, header},
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::{
@@ -35,6 +39,13 @@ use std::{
     time::Duration,
 };
 
+/// Each WebSocket's read buffer, allocated up front and zero-filled by
+/// tungstenite before every read: engineioxide's 4 KiB default is RSS that
+/// every idle connection pays. Clients send little (pongs, `subscribe`, the
+/// connect packet with its token); a larger frame still arrives whole, as
+/// tungstenite reserves a frame's full length once its header is read and
+/// then reads it in pieces of this size.
+const WS_READ_BUFFER_BYTES: usize = 1024;
 /// How long a disconnect notice is retried while the peer's buffer is full.
 const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 
@@ -43,12 +54,27 @@ const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 /// (engine sessions whose namespace connect was refused stay open until the
 /// client leaves), and a strong hub there would keep the store from closing
 /// at shutdown.
+///
+/// socketioxide's `State` extractor clones the state for every handler call
+/// (connect middleware, connect, disconnect, each `subscribe`); behind an
+/// `Arc` that is a reference count instead of copies of the JWT keys and
+/// limits.
 #[derive(Clone)]
-struct Ctx {
+struct Ctx(Arc<Shared>);
+
+struct Shared {
     hub: Weak<Hub>,
     jwt: Jwt,
     limits: Limits,
     admission: Arc<Admission>,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// The verified identity and resume point, set by the connect middleware.
@@ -86,6 +112,53 @@ enum Refusal {
     Admission(#[from] AdmissionRefusal),
 }
 
+/// Detaches a Socket.IO request from hyper's connection read buffer before
+/// socketioxide sees it.
+///
+/// hyper parses the request line and header values as `Bytes` views of the
+/// connection's read buffer (16 KiB once the first read went through
+/// hyper-util's protocol sniffing), and engineioxide keeps the handshake
+/// request's `Parts` for the whole life of the session. Any one view keeps
+/// the whole buffer alive: ~16 KiB per open connection. So the URI is copied,
+/// only the headers the Socket.IO stack reads are kept, as copies (browsers
+/// send cookies and the like, which would otherwise stay in memory for the
+/// connection's life), and an axum `OriginalUri` (a router's clone of the
+/// URI, present if this ever runs inside a `Router`) is dropped.
+/// This must be the layer directly outside socketioxide's: the origin and
+/// CORS checks further out still see every header.
+pub fn detach_request_head(request: Request) -> Request {
+    if !request.uri().path().starts_with("/socket.io/") {
+        return request;
+    }
+    let (mut parts, body) = request.into_parts();
+    parts.uri = owned_uri(&parts.uri);
+    parts.headers = kept_headers(&parts.headers);
+    parts.extensions.remove::<OriginalUri>();
+    Request::from_parts(parts, body)
+}
+
+/// What engineioxide reads: the WebSocket key to answer the upgrade, and a
+/// polling POST's content type. Our handlers read none (the peer address
+/// is an extension). A handler that needs another header must add it here.
+const KEPT_HEADERS: [HeaderName; 2] = [header::SEC_WEBSOCKET_KEY, header::CONTENT_TYPE];
+
+fn owned_uri(uri: &Uri) -> Uri {
+    // Re-parsing what `Uri` printed cannot fail; keep the original if it ever does.
+    Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
+}
+
+fn kept_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::with_capacity(KEPT_HEADERS.len());
+    for name in KEPT_HEADERS {
+        if let Some(value) = headers.get(&name)
+            && let Ok(copy) = HeaderValue::from_bytes(value.as_bytes())
+        {
+            kept.insert(name, copy);
+        }
+    }
+    kept
+}
+
 /// Builds the Socket.IO layer served at `/socket.io/`.
 pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
     let limits = &ctx.limits;
@@ -94,14 +167,15 @@ pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
         .max_payload(limits.max_message_bytes as u64)
         .ws_max_message_size(limits.max_message_bytes)
         .ws_max_frame_size(limits.max_message_bytes)
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .ping_interval(limits.ping_interval)
         .ping_timeout(limits.ping_timeout)
-        .with_state(Ctx {
+        .with_state(Ctx(Arc::new(Shared {
             hub: Arc::downgrade(&ctx.hub),
             jwt: ctx.jwt.clone(),
             limits: ctx.limits.clone(),
             admission: ctx.admission.clone(),
-        })
+        })))
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
     (layer, io)
