@@ -1,6 +1,7 @@
 use clap::Parser;
 use statushub::cli::{Cli, Command, LogFormat, dev_banner};
-use std::process::ExitCode;
+use std::{net::SocketAddr, process::ExitCode};
+use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
                 Err(e) => return fail(e),
             };
             runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::bind(config.listen).await {
+                let listener = match bind(config.listen) {
                     Ok(l) => l,
                     Err(e) => {
                         return fail(format!(
@@ -50,6 +51,26 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// Connections the kernel queues for `accept` while the hub is busy. Rust's
+/// `bind` listens with a queue of 128: a burst of reconnecting tabs (the idle
+/// benchmark opens 256 at a time on one core) overflowed it, and each
+/// dropped SYN costs its client a one-second retransmit. The kernel caps this
+/// at `net.core.somaxconn`.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As std's bind does: a restarted hub can take its port back while old
+    // connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {

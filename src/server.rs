@@ -16,6 +16,7 @@ use axum::{
     ServiceExt,
     http::{HeaderName, Method, header},
     middleware,
+    serve::ListenerExt,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::mpsc};
@@ -136,6 +137,15 @@ pub async fn run(
         drop(sio_hub);
         let _ = drained_tx.send(());
     };
+    // Nagle's algorithm holds a small write back until the previous one is
+    // acknowledged, and clients delay ACKs by up to 40 ms: every handshake
+    // that answers in two writes (HTTP 101, then Engine.IO's open packet), and
+    // every event behind an unacknowledged one, would wait for it.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     let serve = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
