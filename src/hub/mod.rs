@@ -416,12 +416,12 @@ async fn dispatch(
         };
         let published = Arc::new(Published::new(Arc::unwrap_or_clone(event), &hub.metrics));
         let account = &published.event.account_id;
+        let mut to_drop = Vec::new();
         if let Some(mut room) = hub.rooms.get_mut(account) {
             room.dispatched = published.event.seq;
             room.snapshot = None;
-        }
-        let mut to_drop = Vec::new();
-        if let Some(room) = hub.rooms.get(account) {
+            // One lookup per event; offering needs only shared access.
+            let room = room.downgrade();
             for sub in room.subs.iter() {
                 match sub.offer(&published) {
                     Offer::Taken => {}
