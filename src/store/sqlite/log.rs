@@ -99,7 +99,11 @@ impl<'b> Heads<'b> {
     }
 
     /// Writes the new heads and drops events beyond `max_events` per account.
-    pub(super) fn save(&self, tx: &rusqlite::Transaction<'_>, retention: &Retention) -> rusqlite::Result<()> {
+    pub(super) fn save(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        retention: &Retention,
+    ) -> rusqlite::Result<()> {
         for (&account, &head) in &self.seqs {
             tx.prepare_cached(
                 "INSERT INTO accounts (account_id, head) VALUES (?1, ?2)

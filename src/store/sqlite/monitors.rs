@@ -171,4 +171,3 @@ fn read_monitors(
     }
     Ok(monitors)
 }
-
