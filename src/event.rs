@@ -1,5 +1,7 @@
-//! The events the hub carries: names, the envelope every transport shows, and
-//! the pure rules that turn a backend's report into an event's data.
+//! The events the hub carries: names, the snapshot sections they update, the
+//! envelope every transport shows, and the pure rules that turn a backend's
+//! report into an event's data. Nothing here depends on the store; the store
+//! depends on this.
 //!
 //! Everything here is a pure function of its input (plus the previous snapshot
 //! entry where an event depends on it), so the store can run it inside its
