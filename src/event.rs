@@ -1,11 +1,12 @@
-//! The events the hub carries: names, the envelope every transport shows, and
-//! the pure rules that turn a backend's report into an event's data.
+//! The events the hub carries: names, the snapshot sections they update, the
+//! envelope every transport shows, and the pure rules that turn a backend's
+//! report into an event's data. Nothing here depends on the store; the store
+//! depends on this.
 //!
 //! Everything here is a pure function of its input (plus the previous snapshot
 //! entry where an event depends on it), so the store can run it inside its
 //! append transaction and the rules are unit-testable without a server.
 
-use crate::store::Section;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json, value::RawValue};
 use std::sync::LazyLock;
@@ -51,6 +52,39 @@ pub fn check_custom_name(name: &str) -> Result<(), String> {
         return Err(format!("event name {name:?} is reserved for the hub"));
     }
     Ok(())
+}
+
+/// Snapshot sections an event can update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Section {
+    Phones,
+    Credentials,
+    Monitors,
+    Jobs,
+}
+
+impl Section {
+    pub const ALL: [Section; 4] = [
+        Section::Phones,
+        Section::Credentials,
+        Section::Monitors,
+        Section::Jobs,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Phones => "phones",
+            Section::Credentials => "credentials",
+            Section::Monitors => "monitors",
+            Section::Jobs => "jobs",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Section> {
+        Section::ALL
+            .into_iter()
+            .find(|section| section.as_str() == s)
+    }
 }
 
 /// A committed event: what the store returns and every transport shows.

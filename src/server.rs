@@ -9,7 +9,7 @@ use crate::{
     heartbeat::{Heartbeat, HeartbeatError},
     hub::Hub,
     rate_limit::PublishLimiter,
-    store::{SqliteStore, Store, StoreError},
+    store::{StoreError, Stores},
     transport::{self, origin::OriginPolicy},
 };
 use axum::{
@@ -70,14 +70,11 @@ pub async fn run(
             reason,
         })?;
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
-        &config.data_dir,
-        config.retention,
-        feed_tx,
-    )?);
-    let hub = Hub::start(store.clone(), feed_rx, config.limits.clone());
+    // Moved apart, not kept whole: the store closes when its last holder lets go.
+    let Stores { log, monitors } = Stores::sqlite(&config.data_dir, config.retention, feed_tx)?;
+    let hub = Hub::start(log, feed_rx, config.limits.clone());
     let store_closed = hub.stopped();
-    let heartbeat = Arc::new(Heartbeat::start(hub.clone(), store, &config.monitors).await?);
+    let heartbeat = Arc::new(Heartbeat::start(hub.clone(), monitors, &config.monitors).await?);
     let jwt = Jwt::new(&config.jwt_secret);
     let keys = ApiKeys::new(&config.api_keys);
     let admission = Admission::new(&config.limits, hub.metrics.clone());

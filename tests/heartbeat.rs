@@ -674,18 +674,18 @@ async fn figures_count_monitors_checks_and_latency() {
         config::{Limits, MonitorSettings, Retention},
         heartbeat::Heartbeat,
         hub::Hub,
-        store::{SqliteStore, Store},
+        store::Stores,
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(1024);
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(dir.path(), Retention::default(), feed_tx).expect("open store"));
-    let hub = Hub::start(store.clone(), feed_rx, Limits::default());
+    let Stores { log, monitors } =
+        Stores::sqlite(dir.path(), Retention::default(), feed_tx).expect("open store");
+    let hub = Hub::start(log, feed_rx, Limits::default());
     let settings = MonitorSettings {
         max_in_flight: 4,
         min_interval: Duration::from_millis(10),
     };
-    let heartbeat = Heartbeat::start(hub, store, &settings)
+    let heartbeat = Heartbeat::start(hub, monitors, &settings)
         .await
         .expect("heartbeat");
     let up = Endpoint::start(Mode::Ok).await;

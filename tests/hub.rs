@@ -1,6 +1,7 @@
 //! The hub's delivery guarantees, checked through a recording `Sink` so no
 //! transport is involved: snapshot then live, exact resume, reset snapshots,
-//! slow-consumer cut-off, account isolation.
+//! slow-consumer cut-off, account isolation, and the gap rules (on the
+//! in-memory event log).
 
 mod common;
 
@@ -8,14 +9,20 @@ use common::wait_for;
 use serde_json::json;
 use statushub::{
     config::{Limits, Retention},
+    event::Event,
     hub::{DisconnectReason, Hub, Outbound, Sink, SinkError},
-    store::{Body, SqliteStore},
+    store::{
+        Appended, Body, Draft, EventLog, History, MemoryLog, Snapshot, SqliteStore, StoreFuture,
+    },
 };
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -271,4 +278,198 @@ async fn accounts_never_see_each_other() {
             .iter()
             .all(|g| matches!(g, Got::Event { account, .. } if account == "a"))
     );
+}
+
+// The gap rules, on the in-memory event log. The log's feed reaches the hub
+// through a relay the test drives by hand, standing in for the link between
+// cluster nodes: an event it loses is committed but never dispatched, which
+// is what a gap is.
+
+/// The in-memory log, recording where each `events_since` read started and
+/// able to hold a read's answer (already read) until released, so a test
+/// can commit events the answer does not include.
+struct GatedLog {
+    inner: MemoryLog,
+    reads: Mutex<Vec<u64>>,
+    held: AtomicBool,
+    gate: Semaphore,
+}
+
+impl GatedLog {
+    fn reads(&self) -> Vec<u64> {
+        self.reads.lock().unwrap().clone()
+    }
+    fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
+        self.gate.add_permits(1);
+    }
+}
+
+impl EventLog for GatedLog {
+    fn append(&self, draft: Draft) -> StoreFuture<'_, Appended> {
+        self.inner.append(draft)
+    }
+    fn snapshot<'a>(&'a self, account_id: &'a str) -> StoreFuture<'a, Snapshot> {
+        self.inner.snapshot(account_id)
+    }
+    fn events_since<'a>(
+        &'a self,
+        account_id: &'a str,
+        since: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, History> {
+        Box::pin(async move {
+            let history = self.inner.events_since(account_id, since, limit).await?;
+            self.reads.lock().unwrap().push(since);
+            if self.held.load(Ordering::SeqCst) {
+                self.gate.acquire().await.expect("gate open").forget();
+            }
+            Ok(history)
+        })
+    }
+    fn trim(&self) -> StoreFuture<'_, u64> {
+        self.inner.trim()
+    }
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        self.inner.ping()
+    }
+}
+
+struct Relayed {
+    hub: Arc<Hub>,
+    log: Arc<GatedLog>,
+    from_log: mpsc::Receiver<Arc<Event>>,
+    to_hub: mpsc::Sender<Arc<Event>>,
+    /// Subscribed to `PROBE`, which no test account uses.
+    probe: Arc<Recorder>,
+}
+
+const PROBE: &str = "probe";
+
+impl Relayed {
+    async fn start(hold_reads: bool) -> Relayed {
+        let (log_tx, from_log) = mpsc::channel(1024);
+        let (to_hub, hub_rx) = mpsc::channel(1024);
+        let log = Arc::new(GatedLog {
+            inner: MemoryLog::new(Retention::default(), log_tx),
+            reads: Mutex::default(),
+            held: AtomicBool::new(hold_reads),
+            gate: Semaphore::new(0),
+        });
+        let hub = Hub::start(log.clone(), hub_rx, Limits::default());
+        let probe = Recorder::new(100);
+        // No `since`: served from a snapshot, so never held at the gate.
+        hub.subscribe(PROBE, None, probe.clone());
+        wait_for("probe snapshot", WAIT, || async { !probe.got().is_empty() }).await;
+        Relayed {
+            hub,
+            log,
+            from_log,
+            to_hub,
+            probe,
+        }
+    }
+
+    /// Publishes one event to `account` and takes it off the log's feed.
+    async fn commit(&mut self, account: &str) -> Arc<Event> {
+        publish(&self.hub, account, 1).await;
+        self.from_log
+            .recv()
+            .await
+            .expect("the log feeds every commit")
+    }
+
+    /// Commits an event and relays it to the hub.
+    async fn pass(&mut self, account: &str) -> u64 {
+        let event = self.commit(account).await;
+        let seq = event.seq;
+        self.to_hub.send(event).await.expect("hub running");
+        seq
+    }
+
+    /// Commits an event the relay loses on the way to the hub.
+    async fn lose(&mut self, account: &str) -> u64 {
+        self.commit(account).await.seq
+    }
+
+    /// Returns once the hub has dispatched everything relayed so far: the
+    /// dispatcher handles the feed in order, so a probe event behind them
+    /// arriving means they were all offered.
+    async fn flush(&mut self) {
+        let seq = self.pass(PROBE).await;
+        let probe = self.probe.clone();
+        wait_for("probe event", WAIT, || async {
+            probe.event_seqs().contains(&seq)
+        })
+        .await;
+    }
+}
+
+/// Live at seq 1, the subscription is offered seq 3: seq 2 was lost on the
+/// way, so it goes back to the log from 1 instead of skipping ahead.
+#[tokio::test]
+async fn a_newer_seq_while_live_is_a_gap_replayed_from_the_log() {
+    let mut relay = Relayed::start(false).await;
+    assert_eq!(relay.pass("a").await, 1);
+    let sink = Recorder::new(100);
+    relay.hub.subscribe("a", Some(0), sink.clone());
+    // The catch-up delivers seq 1 and goes live in the same step, so once
+    // seq 1 is seen the subscription is live (single-threaded runtime).
+    wait_for("catch-up", WAIT, || async { sink.event_seqs() == [1] }).await;
+
+    assert_eq!(relay.lose("a").await, 2);
+    assert_eq!(relay.pass("a").await, 3);
+    wait_for("seq 3", WAIT, || async { sink.event_seqs().contains(&3) }).await;
+    assert_eq!(
+        sink.event_seqs(),
+        [1, 2, 3],
+        "the lost seq 2 came from the log"
+    );
+    assert_eq!(
+        relay.log.reads(),
+        [0, 1],
+        "the gap is read from the last delivered seq"
+    );
+
+    assert_eq!(relay.pass("a").await, 4);
+    wait_for("seq 4", WAIT, || async { sink.event_seqs().contains(&4) }).await;
+    assert_eq!(sink.event_seqs(), [1, 2, 3, 4], "live again, exactly once");
+    assert_eq!(sink.closed(), None);
+}
+
+/// While a catch-up's read is in flight, seq 3 is lost and seq 4 is parked:
+/// the parked event skips past what the read returned (`Caught::Again`), so
+/// the catch-up reads again from 2 before going live.
+#[tokio::test]
+async fn parked_events_past_the_read_send_the_catch_up_round_again() {
+    let mut relay = Relayed::start(true).await;
+    relay.pass("a").await;
+    relay.pass("a").await;
+    let sink = Recorder::new(100);
+    relay.hub.subscribe("a", Some(0), sink.clone());
+    let log = relay.log.clone();
+    wait_for("first read, held", WAIT, || async { log.reads() == [0] }).await;
+
+    assert_eq!(relay.lose("a").await, 3);
+    assert_eq!(relay.pass("a").await, 4);
+    relay.flush().await;
+    assert!(sink.event_seqs().is_empty(), "seq 4 is parked, not sent");
+
+    relay.log.release();
+    wait_for("seq 4", WAIT, || async { sink.event_seqs().contains(&4) }).await;
+    assert_eq!(
+        sink.event_seqs(),
+        [1, 2, 3, 4],
+        "the lost seq 3 came from the log"
+    );
+    assert_eq!(
+        relay.log.reads(),
+        [0, 2],
+        "the second round starts after what the first delivered"
+    );
+
+    assert_eq!(relay.pass("a").await, 5);
+    wait_for("seq 5", WAIT, || async { sink.event_seqs().contains(&5) }).await;
+    assert_eq!(sink.event_seqs(), [1, 2, 3, 4, 5], "live, exactly once");
+    assert_eq!(sink.closed(), None);
 }

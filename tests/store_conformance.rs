@@ -1,27 +1,150 @@
-//! One conformance suite every `Store` implementation must pass. Each check
-//! takes a factory that opens the store on a given "location" (a data dir for
-//! SQLite), so durability across a reopen is part of the contract too.
+//! One conformance suite every store implementation must pass, written once
+//! and instantiated per implementation by [`conformance!`]: one line names
+//! the implementation, the roles it serves and how to open it on a fresh
+//! [`Place`] with a feed sender and retention settings. Opening twice on the
+//! same place is a reopen, so durability is part of the contract too.
 
 use serde_json::{Value, json};
 use statushub::{
     config::Retention,
     event::Event,
     store::{
-        Appended, Body, Draft, EntryChange, Idempotency, Section, SqliteStore, Store, StoreError,
-        StoredMonitor,
+        Appended, Body, Draft, EntryChange, EventLog, Feed, Idempotency, MemoryLog, MonitorStore,
+        Section, SqliteStore, StoreError, StoredMonitor,
     },
 };
 use std::{path::Path, sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 
-type Opened = (Arc<dyn Store>, mpsc::Receiver<Arc<Event>>);
+/// Instantiates the suite: `conformance!(name, [roles], constructor)`.
+///
+/// Roles: `event_log` (the [`EventLog`] checks), `monitors` (the
+/// [`MonitorStore`] checks, including a reopen; the store must also be an
+/// event log) and `durable` (the event log survives a reopen). The
+/// constructor is `|place: &Place, feed: Feed, retention: Retention| Arc<T>`.
+macro_rules! conformance {
+    ($name:ident, [$($role:ident),+], $open:expr) => {
+        mod $name {
+            use super::*;
+            $( conformance!(@$role $open); )+
+        }
+    };
+    (@event_log $open:expr) => {
+        #[tokio::test]
+        async fn sequences_are_per_account_and_gapless() {
+            let place = Place::new();
+            let (store, feed) = open(&constructor($open), &place, Retention::default());
+            super::sequences_are_per_account_and_gapless(store, feed).await;
+        }
+        conformance!(@case $open, idempotency_replays_and_conflicts, Retention::default());
+        conformance!(@case $open, derived_entries_see_their_previous_value, Retention::default());
+        conformance!(@case $open, history_pages_and_reports_completeness, Retention::default());
+        conformance!(@case $open, retention_by_count, keep_five());
+        conformance!(@case $open, retention_by_count_under_concurrency, keep_five());
+        conformance!(@case $open, entry_bodies_set_and_remove_entries, Retention::default());
+        conformance!(@case $open, trim_drops_events_past_the_age_limit, no_age());
+    };
+    (@case $open:expr, $test:ident, $retention:expr) => {
+        #[tokio::test]
+        async fn $test() {
+            let place = Place::new();
+            let (store, _feed) = open(&constructor($open), &place, $retention);
+            super::$test(store).await;
+        }
+    };
+    (@monitors $open:expr) => {
+        #[tokio::test]
+        async fn monitors_are_put_read_saved_and_deleted() {
+            let place = Place::new();
+            let (store, _feed) = open(&constructor($open), &place, Retention::default());
+            super::monitors_are_put_read_saved_and_deleted(store.clone(), store).await;
+        }
+        #[tokio::test]
+        async fn monitors_survive_a_reopen() {
+            let place = Place::new();
+            let ctor = constructor($open);
+            super::monitors_survive_a_reopen(|| {
+                let (store, feed) = open(&ctor, &place, Retention::default());
+                (store as Arc<dyn MonitorStore>, feed)
+            })
+            .await;
+        }
+    };
+    (@durable $open:expr) => {
+        #[tokio::test]
+        async fn keeps_everything_across_a_reopen() {
+            let place = Place::new();
+            let ctor = constructor($open);
+            super::keeps_everything_across_a_reopen(|| {
+                let (store, feed) = open(&ctor, &place, Retention::default());
+                (store as Arc<dyn EventLog>, feed)
+            })
+            .await;
+        }
+    };
+}
 
-fn open_sqlite(dir: &Path, retention: Retention) -> Opened {
+conformance!(
+    sqlite,
+    [event_log, monitors, durable],
+    |place, feed, retention| {
+        Arc::new(SqliteStore::open(place.dir(), retention, feed).expect("open sqlite"))
+    }
+);
+conformance!(memory, [event_log], |_place, feed, retention| Arc::new(
+    MemoryLog::new(retention, feed)
+));
+
+/// Where a store under test keeps its data, fresh per test: a directory
+/// (SQLite). A networked store can derive a unique key prefix from it.
+struct Place {
+    dir: tempfile::TempDir,
+}
+
+impl Place {
+    fn new() -> Self {
+        Place {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+type FeedRx = mpsc::Receiver<Arc<Event>>;
+
+/// Pins a constructor's argument types, so the closures given to
+/// [`conformance!`] need no annotations.
+fn constructor<T, F: Fn(&Place, Feed, Retention) -> Arc<T>>(f: F) -> F {
+    f
+}
+
+/// Opens a store on `place`, with a feed large enough that no test blocks on it.
+fn open<T>(
+    constructor: &impl Fn(&Place, Feed, Retention) -> Arc<T>,
+    place: &Place,
+    retention: Retention,
+) -> (Arc<T>, FeedRx) {
     let (tx, rx) = mpsc::channel(100_000);
-    (
-        Arc::new(SqliteStore::open(dir, retention, tx).expect("open sqlite")),
-        rx,
-    )
+    (constructor(place, tx, retention), rx)
+}
+
+/// The retention both retention cases run with.
+fn keep_five() -> Retention {
+    Retention {
+        max_events: 5,
+        ..Retention::default()
+    }
+}
+
+/// Every event is past the age limit as soon as time moves.
+fn no_age() -> Retention {
+    Retention {
+        max_age: Duration::ZERO,
+        ..Retention::default()
+    }
 }
 
 fn draft(account: &str, event: &str, data: Value) -> Draft {
@@ -51,17 +174,14 @@ fn counting(account: &str, key: &str) -> Draft {
     }
 }
 
-async fn seq_of(store: &dyn Store, d: Draft) -> u64 {
+async fn seq_of(store: &dyn EventLog, d: Draft) -> u64 {
     match store.append(d).await.expect("append") {
         Appended::New(r) => r.seq,
         other => panic!("expected a new event, got {other:?}"),
     }
 }
 
-async fn sequences_are_per_account_and_gapless(
-    store: Arc<dyn Store>,
-    mut feed: mpsc::Receiver<Arc<Event>>,
-) {
+async fn sequences_are_per_account_and_gapless(store: Arc<dyn EventLog>, mut feed: FeedRx) {
     let mut tasks = Vec::new();
     for account in ["a", "b"] {
         for i in 0..50 {
@@ -94,7 +214,7 @@ async fn sequences_are_per_account_and_gapless(
     }
 }
 
-async fn idempotency_replays_and_conflicts(store: Arc<dyn Store>) {
+async fn idempotency_replays_and_conflicts(store: Arc<dyn EventLog>) {
     let with_key = |fingerprint: &str| Draft {
         idempotency: Some(Idempotency {
             key: "k1".into(),
@@ -121,7 +241,7 @@ async fn idempotency_replays_and_conflicts(store: Arc<dyn Store>) {
     assert_eq!(history.head, 1);
 }
 
-async fn derived_entries_see_their_previous_value(store: Arc<dyn Store>) {
+async fn derived_entries_see_their_previous_value(store: Arc<dyn EventLog>) {
     for _ in 0..3 {
         seq_of(&*store, counting("acc", "p1")).await;
     }
@@ -143,7 +263,7 @@ async fn derived_entries_see_their_previous_value(store: Arc<dyn Store>) {
     assert_eq!((empty.seq, empty.phones.len()), (0, 0));
 }
 
-async fn history_pages_and_reports_completeness(store: Arc<dyn Store>) {
+async fn history_pages_and_reports_completeness(store: Arc<dyn EventLog>) {
     for i in 0..10 {
         seq_of(&*store, draft("acc", "x", json!({ "i": i }))).await;
     }
@@ -162,7 +282,7 @@ async fn history_pages_and_reports_completeness(store: Arc<dyn Store>) {
 }
 
 /// Retention keeps the newest `max_events`; older resumes are incomplete.
-async fn retention_by_count(store: Arc<dyn Store>) {
+async fn retention_by_count(store: Arc<dyn EventLog>) {
     for i in 0..8 {
         seq_of(&*store, draft("acc", "x", json!({ "i": i }))).await;
     }
@@ -180,7 +300,7 @@ async fn retention_by_count(store: Arc<dyn Store>) {
 
 /// Concurrent appends share group-commit batches: heads and the retention
 /// cut must still come out as if each append had committed alone.
-async fn retention_by_count_under_concurrency(store: Arc<dyn Store>) {
+async fn retention_by_count_under_concurrency(store: Arc<dyn EventLog>) {
     let appends = (0..40).map(|i| {
         let store = store.clone();
         tokio::spawn(async move { seq_of(&*store, draft("acc", "x", json!({ "i": i }))).await })
@@ -223,7 +343,7 @@ fn entry_draft(account: &str, key: &str, entry: Option<Value>) -> Draft {
     }
 }
 
-async fn entry_bodies_set_and_remove_entries(store: Arc<dyn Store>) {
+async fn entry_bodies_set_and_remove_entries(store: Arc<dyn EventLog>) {
     seq_of(
         &*store,
         entry_draft("acc", "m1", Some(json!({ "health": "healthy" }))),
@@ -273,7 +393,10 @@ async fn entry_bodies_set_and_remove_entries(store: Arc<dyn Store>) {
     assert_eq!(store.snapshot("acc").await.unwrap().monitors.len(), 1);
 }
 
-async fn monitors_are_put_read_saved_and_deleted(store: Arc<dyn Store>) {
+async fn monitors_are_put_read_saved_and_deleted(
+    store: Arc<dyn MonitorStore>,
+    log: Arc<dyn EventLog>,
+) {
     let spec = json!({ "url": "http://127.0.0.1:1/", "intervalMs": 1000 });
     assert!(
         store.put_monitor("acc", "b", spec.clone()).await.unwrap(),
@@ -335,29 +458,15 @@ async fn monitors_are_put_read_saved_and_deleted(store: Arc<dyn Store>) {
         "accounts are apart"
     );
     assert_eq!(
-        store.snapshot("acc").await.unwrap().seq,
+        log.snapshot("acc").await.unwrap().seq,
         0,
         "monitor writes are not events"
     );
 }
 
-#[tokio::test]
-async fn sqlite_entry_bodies_set_and_remove_entries() {
-    let dir = tempfile::tempdir().unwrap();
-    entry_bodies_set_and_remove_entries(open_sqlite(dir.path(), Retention::default()).0).await;
-}
-
-#[tokio::test]
-async fn sqlite_monitors_are_put_read_saved_and_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    monitors_are_put_read_saved_and_deleted(open_sqlite(dir.path(), Retention::default()).0).await;
-}
-
-#[tokio::test]
-async fn sqlite_monitors_survive_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+async fn monitors_survive_a_reopen(reopen: impl Fn() -> (Arc<dyn MonitorStore>, FeedRx)) {
     {
-        let (store, _feed) = open_sqlite(dir.path(), Retention::default());
+        let (store, _feed) = reopen();
         store
             .put_monitor("acc", "m", json!({ "v": 1 }))
             .await
@@ -367,7 +476,7 @@ async fn sqlite_monitors_survive_a_reopen() {
             .await
             .unwrap();
     }
-    let (store, _feed) = open_sqlite(dir.path(), Retention::default());
+    let (store, _feed) = reopen();
     let monitor = store.get_monitor("acc", "m").await.unwrap().expect("kept");
     assert_eq!(
         (monitor.spec, monitor.state),
@@ -375,61 +484,14 @@ async fn sqlite_monitors_survive_a_reopen() {
     );
 }
 
-#[tokio::test]
-async fn sqlite_sequences_are_per_account_and_gapless() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, feed) = open_sqlite(dir.path(), Retention::default());
-    sequences_are_per_account_and_gapless(store, feed).await;
-}
-
-#[tokio::test]
-async fn sqlite_idempotency_replays_and_conflicts() {
-    let dir = tempfile::tempdir().unwrap();
-    idempotency_replays_and_conflicts(open_sqlite(dir.path(), Retention::default()).0).await;
-}
-
-#[tokio::test]
-async fn sqlite_derived_entries_see_their_previous_value() {
-    let dir = tempfile::tempdir().unwrap();
-    derived_entries_see_their_previous_value(open_sqlite(dir.path(), Retention::default()).0).await;
-}
-
-#[tokio::test]
-async fn sqlite_history_pages_and_reports_completeness() {
-    let dir = tempfile::tempdir().unwrap();
-    history_pages_and_reports_completeness(open_sqlite(dir.path(), Retention::default()).0).await;
-}
-
-/// The retention both retention cases run with.
-fn keep_five() -> Retention {
-    Retention {
-        max_events: 5,
-        ..Retention::default()
-    }
-}
-
-#[tokio::test]
-async fn sqlite_retention_by_count() {
-    let dir = tempfile::tempdir().unwrap();
-    retention_by_count(open_sqlite(dir.path(), keep_five()).0).await;
-}
-
-#[tokio::test]
-async fn sqlite_retention_by_count_under_concurrency() {
-    let dir = tempfile::tempdir().unwrap();
-    retention_by_count_under_concurrency(open_sqlite(dir.path(), keep_five()).0).await;
-}
-
-#[tokio::test]
-async fn sqlite_keeps_everything_across_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+async fn keeps_everything_across_a_reopen(reopen: impl Fn() -> (Arc<dyn EventLog>, FeedRx)) {
     {
-        let (store, _feed) = open_sqlite(dir.path(), Retention::default());
+        let (store, _feed) = reopen();
         for _ in 0..3 {
             seq_of(&*store, counting("acc", "p1")).await;
         }
     }
-    let (store, _feed) = open_sqlite(dir.path(), Retention::default());
+    let (store, _feed) = reopen();
     assert_eq!(
         seq_of(&*store, counting("acc", "p1")).await,
         4,
@@ -441,14 +503,7 @@ async fn sqlite_keeps_everything_across_a_reopen() {
     );
 }
 
-#[tokio::test]
-async fn sqlite_trim_drops_events_past_the_age_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let retention = Retention {
-        max_age: Duration::ZERO,
-        ..Retention::default()
-    };
-    let (store, _feed) = open_sqlite(dir.path(), retention);
+async fn trim_drops_events_past_the_age_limit(store: Arc<dyn EventLog>) {
     seq_of(&*store, draft("acc", "x", json!({}))).await;
     tokio::time::sleep(Duration::from_millis(5)).await; // age must exceed zero on the millisecond clock
     assert_eq!(store.trim().await.unwrap(), 1);

@@ -29,7 +29,7 @@ use crate::{
     config::MonitorSettings,
     event,
     hub::{Hub, HubError},
-    store::{Appended, Store, StoreError, StoredMonitor},
+    store::{Appended, MonitorStore, StoreError, StoredMonitor},
 };
 use dashmap::{DashMap, mapref::entry::Entry};
 use machine::Check;
@@ -190,7 +190,7 @@ fn health_code(health: Health) -> u8 {
 /// What checks need; the scheduler's [`Runner`].
 struct Checker {
     hub: Arc<Hub>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn MonitorStore>,
     prober: Prober,
     monitors: DashMap<MonitorKey, Arc<Monitor>>,
     counters: stats::Counters,
@@ -207,7 +207,7 @@ impl Heartbeat {
     /// starts checking them (spread over one interval each).
     pub async fn start(
         hub: Arc<Hub>,
-        store: Arc<dyn Store>,
+        store: Arc<dyn MonitorStore>,
         settings: &MonitorSettings,
     ) -> Result<Heartbeat, HeartbeatError> {
         let checker = Arc::new(Checker {

@@ -19,7 +19,7 @@ use crate::{
     config::Limits,
     event::{self, Event},
     metrics::{EventCounters, Metrics},
-    store::{Appended, Body, Draft, Idempotency, Snapshot, Store, StoreError},
+    store::{Appended, Body, Draft, EventLog, Idempotency, Snapshot, StoreError},
 };
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
@@ -155,7 +155,7 @@ struct Room {
 }
 
 pub struct Hub {
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventLog>,
     limits: Limits,
     rooms: DashMap<String, Room>,
     next_id: AtomicU64,
@@ -169,7 +169,7 @@ impl Hub {
     /// Starts the hub's dispatcher on `feed` (the receiving end of the channel
     /// the store was opened with) and its retention task.
     pub fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn EventLog>,
         feed: mpsc::Receiver<Arc<Event>>,
         limits: Limits,
     ) -> Arc<Hub> {

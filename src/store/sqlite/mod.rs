@@ -1,0 +1,107 @@
+//! The embedded store: one SQLite file in WAL mode under `--data-dir`,
+//! serving every store role of a single node.
+//!
+//! All writes (appends, trims, monitor writes) go through one writer thread
+//! that drains whatever is waiting and commits it in a single transaction
+//! (group commit): one fsync covers the whole batch, so durability costs one
+//! disk flush per batch instead of per event. Reads use a small pool of
+//! separate connections, which WAL lets run beside the writer.
+//!
+//! - `schema`: migrations and connection settings;
+//! - `writer`: the writer thread, its batches and the feed;
+//! - `log`: the [`EventLog`](super::EventLog) role's SQL;
+//! - `monitors`: the [`MonitorStore`](super::MonitorStore) role's SQL.
+
+mod log;
+mod monitors;
+mod schema;
+mod writer;
+
+use super::{Feed, StoreError};
+use crate::config::Retention;
+use rusqlite::Connection;
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+use tokio::sync::{mpsc, oneshot};
+use writer::{WriteOp, Writer};
+
+/// Idle read connections kept open.
+const READ_POOL: usize = 8;
+
+pub struct SqliteStore {
+    writes: mpsc::Sender<WriteOp>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) `data_dir/statushub.db` and starts the
+    /// writer thread, which sends every committed event on `feed`.
+    pub fn open(data_dir: &Path, retention: Retention, feed: Feed) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join("statushub.db");
+        let mut conn = schema::open_connection(&path).map_err(unavailable)?;
+        schema::migrate(&mut conn).map_err(unavailable)?;
+        let writes = Writer::spawn(conn, retention, feed)?;
+        Ok(SqliteStore {
+            writes,
+            readers: Arc::default(),
+            path,
+        })
+    }
+
+    /// Queues a write for the writer thread and waits for its answer.
+    async fn submit<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> WriteOp,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writes
+            .send(op(tx))
+            .await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    /// Runs `read` on a pooled read connection off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => schema::open_connection(&path)?,
+            };
+            let result = read(&mut conn);
+            let mut idle = pool.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < READ_POOL {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        .map_err(unavailable)
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
