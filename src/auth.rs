@@ -245,7 +245,14 @@ mod tests {
         for (token, expected) in cases {
             let message = jwt.verify(token).unwrap_err().to_string();
             assert!(message.contains(expected), "{token}: {message}");
-            for rust_name in ["InvalidToken", "Base64", "Json", "Utf8", "InvalidAlgorithm", "Error"] {
+            for rust_name in [
+                "InvalidToken",
+                "Base64",
+                "Json",
+                "Utf8",
+                "InvalidAlgorithm",
+                "Error",
+            ] {
                 assert!(!message.contains(rust_name), "{token}: {message}");
             }
         }

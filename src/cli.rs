@@ -344,7 +344,8 @@ impl TokenArgs {
 /// What `serve` offers when a secret is missing.
 const SERVE_HINT: &str = ", or run with --dev to use secrets kept in the data dir";
 /// What `token` offers: it reads the secret a `serve --dev` hub kept.
-const TOKEN_HINT: &str = "; for a `serve --dev` hub, pass its --data-dir (no dev-secrets.json there)";
+const TOKEN_HINT: &str =
+    "; for a `serve --dev` hub, pass its --data-dir (no dev-secrets.json there)";
 
 fn missing(
     setting: &'static str,
@@ -410,8 +411,8 @@ pub fn dev_banner(config: &Config, url: &str, generated: &Generated) -> String {
             "kept from an earlier --dev run in"
         };
         out += &format!(
-            "  ({when} {}: a restart reuses them, so tokens and the key stay valid;\n   \
-             delete the file for new ones)\n",
+            "  ({when} {}:\n   \
+             a restart reuses them, so tokens and the key stay valid; delete the file for new ones)\n",
             path.display()
         );
     }
@@ -471,7 +472,14 @@ mod tests {
         ] {
             assert_eq!(parse_listen(raw).unwrap().to_string(), expected, "{raw}");
         }
-        for raw in ["8080", "localhost", "example.com:80", ":99999", "1.2.3:80", ""] {
+        for raw in [
+            "8080",
+            "localhost",
+            "example.com:80",
+            ":99999",
+            "1.2.3:80",
+            "",
+        ] {
             let message = parse_listen(raw).unwrap_err();
             assert!(message.contains("e.g. 127.0.0.1:8080"), "{raw}: {message}");
         }
