@@ -96,7 +96,7 @@ impl Jwt {
             .map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => AuthError::Expired,
             ErrorKind::InvalidSignature => AuthError::BadSignature,
-            _ => AuthError::Malformed(e.to_string()),
+            kind => AuthError::Malformed(malformed_reason(kind).into()),
         })?;
         let raw = data.claims;
         let exp = raw.exp.ok_or(AuthError::MissingClaim("exp"))?;
@@ -133,6 +133,26 @@ impl Jwt {
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
             .expect("HS256 encoding of plain claims cannot fail")
+    }
+}
+
+/// Plain words for why a token could not be read. jsonwebtoken's own
+/// `Display` names its enum variants (`InvalidToken`), which means nothing to
+/// the person reading a sign-in error.
+fn malformed_reason(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidToken => "not a JWT (expected three dot-separated parts)",
+        ErrorKind::Base64(_) => "a part is not valid base64url",
+        ErrorKind::Json(_) => "the header or claims are not the expected JSON",
+        ErrorKind::Utf8(_) => "the header or claims are not UTF-8 text",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "it must be signed with HS256"
+        }
+        ErrorKind::ImmatureSignature => "it is not valid yet (nbf is in the future)",
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
+            "a claim has the wrong type"
+        }
+        _ => "it could not be verified",
     }
 }
 
@@ -178,6 +198,13 @@ fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
+/// Whether a credential has the shape of a JWT (three dot-separated parts).
+/// Endpoints that take an API key or a token use it to tell which one a bad
+/// credential was meant to be, so an API key is never refused as a token.
+pub fn looks_like_jwt(credential: &str) -> bool {
+    credential.trim().split('.').count() == 3
+}
+
 /// Extracts the credential from an `Authorization: Bearer …` header value.
 pub fn bearer(header: &str) -> Option<&str> {
     let (scheme, rest) = header.split_once(' ')?;
@@ -200,6 +227,35 @@ mod tests {
         assert_eq!(jwt.verify(&forged), Err(AuthError::BadSignature));
         assert_eq!(jwt.verify(""), Err(AuthError::MissingToken));
         assert!(matches!(jwt.verify("a.b.c"), Err(AuthError::Malformed(_))));
+    }
+
+    /// What a person reads in a sign-in error: plain words, never the name of
+    /// a Rust type from the JWT library.
+    #[test]
+    fn malformed_tokens_are_explained_in_plain_words() {
+        let jwt = Jwt::new("s3cret");
+        // {"alg":"RS256","typ":"JWT"} . {} . sig
+        let rs256 = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.e30.sig";
+        let cases = [
+            ("dev-key-0123abcd", "not a JWT"),
+            ("a.b", "not a JWT"),
+            ("%%%.%%%.%%%", "base64url"),
+            (rs256, "HS256"),
+        ];
+        for (token, expected) in cases {
+            let message = jwt.verify(token).unwrap_err().to_string();
+            assert!(message.contains(expected), "{token}: {message}");
+            for rust_name in [
+                "InvalidToken",
+                "Base64",
+                "Json",
+                "Utf8",
+                "InvalidAlgorithm",
+                "Error",
+            ] {
+                assert!(!message.contains(rust_name), "{token}: {message}");
+            }
+        }
     }
 
     #[test]

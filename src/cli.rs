@@ -6,9 +6,14 @@
 use crate::{
     auth::Jwt,
     config::{Config, ConfigError, Limits, MonitorSettings, Retention, split_list},
+    dev,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 #[derive(Parser)]
 #[command(name = "statushub", version, about = "Realtime status broadcast hub")]
@@ -33,8 +38,9 @@ pub enum LogFormat {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address the HTTP/WebSocket server binds.
-    #[arg(long, env = "STATUSHUB_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address the HTTP/WebSocket server binds: IP:PORT, localhost:PORT, or :PORT
+    /// (127.0.0.1); port 0 picks a free one. 0.0.0.0:PORT listens on every interface.
+    #[arg(long, env = "STATUSHUB_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Directory of the embedded store (SQLite file).
     #[arg(long, env = "STATUSHUB_DATA_DIR", default_value = "./statushub-data")]
@@ -45,13 +51,16 @@ pub struct ServeArgs {
     /// Comma-separated API keys for backend services.
     #[arg(long, env = "STATUSHUB_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
-    /// Redis URL: when set, run in cluster mode.
+    /// Redis URL for cluster mode on Redis. A build without cluster mode refuses to
+    /// start with it set, naming this setting.
     #[arg(long, env = "STATUSHUB_REDIS_URL")]
     pub redis_url: Option<String>,
     /// Comma-separated origins allowed for CORS and WebSocket upgrades (default: same origin only).
     #[arg(long, env = "STATUSHUB_ALLOWED_ORIGINS")]
     pub allowed_origins: Option<String>,
-    /// Generate a JWT secret and an API key when missing and print a ready-to-use token and curl line.
+    /// Development: use a JWT secret and an API key kept in <data-dir>/dev-secrets.json
+    /// (made on the first run, reused after) when none is given, and print a
+    /// ready-to-use token, status page link and curl line.
     #[arg(long)]
     pub dev: bool,
     /// Events retained per account for resume.
@@ -114,8 +123,10 @@ pub struct ServeArgs {
 
 #[derive(Args)]
 pub struct TokenArgs {
+    /// Account the token opens (its `account_id` claim).
     #[arg(long)]
     pub account: String,
+    /// User the token is for (its `sub` claim).
     #[arg(long)]
     pub user: String,
     /// `admin` may subscribe to any account.
@@ -124,46 +135,65 @@ pub struct TokenArgs {
     /// Lifetime, e.g. 1h, 30m, 7d.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
+    /// HS256 key to sign with: the hub's STATUSHUB_JWT_SECRET.
     #[arg(long, env = "STATUSHUB_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Data dir of a `serve --dev` hub: without a JWT secret, the dev secret kept
+    /// there (dev-secrets.json) signs the token.
+    #[arg(long, env = "STATUSHUB_DATA_DIR", default_value = "./statushub-data")]
+    pub data_dir: PathBuf,
 }
 
-/// Secrets `--dev` made up, to print for the newcomer.
+/// Which secrets `--dev` supplied, to print for the newcomer.
 pub struct Generated {
+    /// The JWT secret is the dev one.
     pub jwt_secret: bool,
+    /// The API key is the dev one.
     pub api_key: bool,
+    /// The dev secrets file, and whether this start made it.
+    pub kept_in: Option<(PathBuf, bool)>,
 }
 
 impl ServeArgs {
     /// Validates the settings into a [`Config`], generating secrets under `--dev`.
     pub fn into_config(self) -> Result<(Config, Generated), ConfigError> {
         self.check_limits()?;
+        let given_secret = self.jwt_secret.filter(|s| !s.is_empty());
+        let mut api_keys = self.api_keys.as_deref().map(split_list).unwrap_or_default();
         let mut generated = Generated {
-            jwt_secret: false,
-            api_key: false,
+            jwt_secret: given_secret.is_none(),
+            api_key: api_keys.is_empty(),
+            kept_in: None,
         };
-        let jwt_secret = match (self.jwt_secret.filter(|s| !s.is_empty()), self.dev) {
-            (Some(secret), _) => secret,
-            (None, true) => {
-                generated.jwt_secret = true;
-                random_secret("dev-secret")
-            }
-            (None, false) => {
+        if !self.dev {
+            if given_secret.is_none() {
                 return Err(missing(
                     "JWT secret",
                     "STATUSHUB_JWT_SECRET",
                     "--jwt-secret",
+                    SERVE_HINT,
                 ));
             }
-        };
-        let mut api_keys = self.api_keys.as_deref().map(split_list).unwrap_or_default();
-        if api_keys.is_empty() {
-            if !self.dev {
-                return Err(missing("API keys", "STATUSHUB_API_KEYS", "--api-keys"));
+            if api_keys.is_empty() {
+                return Err(missing(
+                    "an API key",
+                    "STATUSHUB_API_KEYS",
+                    "--api-keys",
+                    SERVE_HINT,
+                ));
             }
-            generated.api_key = true;
-            api_keys.push(random_secret("dev-key"));
         }
+        let jwt_secret = match given_secret {
+            Some(secret) if !api_keys.is_empty() => secret,
+            given => {
+                let (kept, made) = dev::load_or_create(&self.data_dir)?;
+                generated.kept_in = Some((dev::path(&self.data_dir), made));
+                if api_keys.is_empty() {
+                    api_keys.push(kept.api_key);
+                }
+                given.unwrap_or(kept.jwt_secret)
+            }
+        };
         if self.retention_events == 0 {
             return Err(invalid(
                 "STATUSHUB_RETENTION_EVENTS (--retention-events)",
@@ -286,11 +316,21 @@ impl ServeArgs {
 
 impl TokenArgs {
     pub fn mint(&self) -> Result<String, ConfigError> {
-        let secret = self
-            .jwt_secret
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| missing("JWT secret", "STATUSHUB_JWT_SECRET", "--jwt-secret"))?;
+        let kept;
+        let secret = match self.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+            Some(secret) => secret,
+            None => {
+                kept = dev::load(&self.data_dir)?.ok_or_else(|| {
+                    missing(
+                        "JWT secret",
+                        "STATUSHUB_JWT_SECRET",
+                        "--jwt-secret",
+                        TOKEN_HINT,
+                    )
+                })?;
+                &kept.jwt_secret
+            }
+        };
         if !crate::event::valid_account_id(&self.account) {
             return Err(invalid(
                 "--account",
@@ -301,8 +341,24 @@ impl TokenArgs {
     }
 }
 
-fn missing(setting: &'static str, env: &'static str, flag: &'static str) -> ConfigError {
-    ConfigError::Missing { setting, env, flag }
+/// What `serve` offers when a secret is missing.
+const SERVE_HINT: &str = ", or run with --dev to use secrets kept in the data dir";
+/// What `token` offers: it reads the secret a `serve --dev` hub kept.
+const TOKEN_HINT: &str =
+    "; for a `serve --dev` hub, pass its --data-dir (no dev-secrets.json there)";
+
+fn missing(
+    setting: &'static str,
+    env: &'static str,
+    flag: &'static str,
+    hint: &'static str,
+) -> ConfigError {
+    ConfigError::Missing {
+        setting,
+        env,
+        flag,
+        hint,
+    }
 }
 
 fn invalid(setting: &'static str, reason: &str) -> ConfigError {
@@ -312,8 +368,27 @@ fn invalid(setting: &'static str, reason: &str) -> ConfigError {
     }
 }
 
-fn random_secret(prefix: &str) -> String {
-    format!("{prefix}-{}", hex::encode(rand::random::<[u8; 16]>()))
+/// The `--listen` value: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or
+/// `:PORT` (the last two on 127.0.0.1; names are not resolved, so the hub
+/// never binds somewhere DNS chose).
+pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    let raw = raw.trim();
+    if let Ok(addr) = raw.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let refuse = || {
+        format!(
+            "{raw:?} is not an address to listen on; use IP:PORT, e.g. 127.0.0.1:8080, \
+             0.0.0.0:8080 (every interface), [::1]:8080, localhost:8080, or :0 (a free port)"
+        )
+    };
+    let (host, port) = raw.rsplit_once(':').ok_or_else(refuse)?;
+    let port: u16 = port.parse().map_err(|_| refuse())?;
+    if host.is_empty() || host.eq_ignore_ascii_case("localhost") {
+        Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port))
+    } else {
+        Err(refuse())
+    }
 }
 
 /// What `serve --dev` prints once the port is known: enough to see an event flow.
@@ -324,16 +399,39 @@ pub fn dev_banner(config: &Config, url: &str, generated: &Generated) -> String {
     let ws = url.replacen("http", "ws", 1);
     let mut out = String::from("\nstatushub dev mode\n");
     if generated.jwt_secret {
-        out += &format!("  JWT secret (generated): {}\n", config.jwt_secret);
+        out += &format!("  JWT secret: {}\n", config.jwt_secret);
     }
     if generated.api_key {
-        out += &format!("  API key (generated):    {key}\n");
+        out += &format!("  API key:    {key}\n");
+    }
+    if let Some((path, made)) = &generated.kept_in {
+        let when = if *made {
+            "made now and kept in"
+        } else {
+            "kept from an earlier --dev run in"
+        };
+        out += &format!(
+            "  ({when} {}:\n   \
+             a restart reuses them, so tokens and the key stay valid; delete the file for new ones)\n",
+            path.display()
+        );
     }
     out += &format!(
         "  client token (account \"demo\", 24h):\n    {token}\n\n\
-         Open the live status page:\n    {url}/?token={token}\n\n\
+         For your shell (the docs use these names):\n    \
+         export TOKEN='{token}' API_KEY='{key}'\n"
+    );
+    if generated.jwt_secret {
+        out += &format!(
+            "Mint more tokens with the kept secret:\n    \
+             statushub token --data-dir {} --account demo --user me\n",
+            shell_word(&config.data_dir)
+        );
+    }
+    out += &format!(
+        "\nOpen the live status page:\n    {url}/?token={token}\n\n\
          Connect a socket.io client:\n    io(\"{url}\", {{ auth: {{ token: \"{token}\" }} }})\n\n\
-         Or follow the events as Server-Sent Events or on a raw WebSocket:\n    \
+         Or follow the events as Server-Sent Events or on a raw WebSocket (cargo install websocat):\n    \
          curl -N '{url}/v1/accounts/demo/stream?token={token}'\n    \
          websocat '{ws}/ws?token={token}'\n\n\
          Post a phone test and watch phone_status_changed arrive:\n    \
@@ -342,4 +440,48 @@ pub fn dev_banner(config: &Config, url: &str, generated: &Generated) -> String {
          -d '{{\"phoneNumberId\":\"phone-1\",\"isActive\":true,\"displayPhoneNumber\":\"+1 555 0100\"}}'\n"
     );
     out
+}
+
+/// A path as one shell word (quoted when it holds anything unusual).
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+@:,".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_listen;
+
+    #[test]
+    fn listen_takes_what_the_readme_promises() {
+        for (raw, expected) in [
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+            ("0.0.0.0:0", "0.0.0.0:0"),
+            ("[::1]:9000", "[::1]:9000"),
+            (":0", "127.0.0.1:0"),
+            (":8081", "127.0.0.1:8081"),
+            ("localhost:8080", "127.0.0.1:8080"),
+            ("LOCALHOST:0", "127.0.0.1:0"),
+        ] {
+            assert_eq!(parse_listen(raw).unwrap().to_string(), expected, "{raw}");
+        }
+        for raw in [
+            "8080",
+            "localhost",
+            "example.com:80",
+            ":99999",
+            "1.2.3:80",
+            "",
+        ] {
+            let message = parse_listen(raw).unwrap_err();
+            assert!(message.contains("e.g. 127.0.0.1:8080"), "{raw}: {message}");
+        }
+    }
 }

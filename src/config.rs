@@ -113,17 +113,21 @@ impl Default for MonitorSettings {
 /// A setting that is missing or malformed; the message names it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{setting} is required (set {env} or pass {flag}, or run with --dev)")]
+    #[error("{setting} is required (set {env} or pass {flag}{hint})")]
     Missing {
         setting: &'static str,
         env: &'static str,
         flag: &'static str,
+        /// What else would do, e.g. `, or run with --dev`.
+        hint: &'static str,
     },
     #[error("{setting} is invalid: {reason}")]
     Invalid {
         setting: &'static str,
         reason: String,
     },
+    #[error(transparent)]
+    DevSecrets(#[from] crate::dev::DevSecretsError),
 }
 
 /// Splits a comma-separated list, dropping blanks.

@@ -3,6 +3,7 @@
 //! this test binary captures it as JSON (what `--log-format json` prints).
 
 mod common;
+mod process;
 
 use common::{TestServer, WAIT, wait_for};
 use serde_json::{Value, json};
@@ -103,5 +104,29 @@ async fn every_transport_logs_one_open_and_one_close_with_its_reason() {
     assert!(
         reasons.contains(&"client_closed") && reasons.contains(&"unauthorized"),
         "{reasons:?}"
+    );
+}
+
+/// Text logs colour only a terminal: written to a pipe or a file they carry
+/// no escape codes (`tracing`'s default colours whatever it writes to).
+#[test]
+fn text_logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = process::Hub::serve(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            "s",
+            "--api-keys",
+            "k",
+        ],
+    );
+    hub.wait_for_log("INFO");
+    let stderr = hub.stop();
+    assert!(
+        !stderr.contains("\x1b["),
+        "colour codes in piped logs: {stderr:?}"
     );
 }

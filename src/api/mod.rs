@@ -169,6 +169,11 @@ pub(crate) fn authorize_reader(
     if keys.accepts(credential) {
         return Ok(());
     }
+    // A credential that is not JWT-shaped was meant as an API key: answer
+    // about API keys, not with a token parsing error.
+    if !auth::looks_like_jwt(credential) {
+        return Err(ApiError::unauthorized("invalid API key"));
+    }
     let claims = jwt.verify(credential)?;
     if claims.may_read(account) {
         Ok(())

@@ -211,9 +211,14 @@
   /** @param {Section} name @param {HubState} state @param {Set<string>} flash */
   function renderSection(name, state, flash) {
     const entries = Object.entries(state[name]).sort(([a], [b]) => a.localeCompare(b));
+    // Each cell carries its column's name: on a narrow screen rows stack and CSS shows it.
+    const labels = [...($(name).closest('table')?.querySelectorAll('thead th') ?? [])].map((th) => th.textContent ?? '');
     const rows = entries.map(([key, entry]) => {
       const spec = sections[name];
       const tr = el('tr', {}, [...spec.cells(key, entry), timeCell(changedAt.get(`${name}:${key}`) ?? spec.stamp(entry))]);
+      [...tr.children].forEach((td, i) => {
+        if (td instanceof HTMLElement && labels[i]) td.dataset.label = labels[i];
+      });
       tr.dataset.key = key;
       if (flash.has(`${name}:${key}`)) tr.classList.add('flash');
       return tr;
