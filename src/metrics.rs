@@ -9,7 +9,6 @@
 //! measurable.
 
 use crate::heartbeat::HeartbeatStats;
-use crate::hub::Transport;
 use dashmap::DashMap;
 use serde::Serialize;
 use std::{
@@ -31,6 +30,34 @@ pub const OTHER_EVENTS: &str = "other";
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Which way a connection came in: a label for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    SocketIo,
+    WebSocket,
+    Sse,
+    /// Sinks outside the three transports (in-process tools, tests).
+    Other,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 4] = [
+        Transport::SocketIo,
+        Transport::WebSocket,
+        Transport::Sse,
+        Transport::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::SocketIo => "socketio",
+            Transport::WebSocket => "websocket",
+            Transport::Sse => "sse",
+            Transport::Other => "other",
+        }
+    }
+}
 
 /// Published and delivered counts of one event name.
 #[derive(Default)]
