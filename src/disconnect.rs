@@ -14,6 +14,19 @@
 //! - the peer went away ([`CLIENT_CLOSED`], [`TRANSPORT_ERROR`], …): there is
 //!   nobody left to tell.
 //!
+//! The WebSocket close codes:
+//!
+//! | code | word | when | reconnect |
+//! |---|---|---|---|
+//! | 1008 | `bad_request` | too many malformed frames | no |
+//! | 1009 | `too_large` | a frame over `--max-message-bytes` | no |
+//! | 1011 | `store_unavailable` | the store failed while replaying the gap | yes |
+//! | 1012 | `shutdown` | the server is restarting | yes |
+//! | 4001 | `unauthorized` | missing, invalid or expired token | no |
+//! | 4008 | `auth_timeout` | no `auth` frame within `--auth-timeout` | no |
+//! | 4009 | `slow_consumer` | the outgoing queue overflowed | yes |
+//! | 4010 | `ping_timeout` | no pong within `--ping-timeout` of a ping | yes |
+//!
 //! Connections refused before they are served (admission control, bad
 //! credentials) are counted under the words in [`refused`].
 

@@ -1,4 +1,5 @@
-//! How an event and a snapshot look on each transport's wire, in one place.
+//! How events, snapshots and `/ws` frames look on each transport's wire, in
+//! one place.
 //!
 //! The hub hands every subscriber the same [`Published`]; the encodings of
 //! it (the envelope JSON for SSE, the `/ws` text frame, Socket.IO's `meta`
@@ -13,7 +14,7 @@ use crate::{
     store::Snapshot,
 };
 use axum::{extract::ws::Utf8Bytes, response::sse};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::{borrow::Cow, sync::OnceLock};
 
@@ -103,6 +104,58 @@ pub fn ws_error(code: &str, message: &str) -> serde_json::Result<Utf8Bytes> {
         message,
     })
     .map(Utf8Bytes::from)
+}
+
+/// A `/ws` client frame, decoded as far as its type needs. `since` stays
+/// raw for the one subscribe path to judge (a `1e400` is a bad `since`, not
+/// a malformed frame).
+pub enum WsClientFrame<'a> {
+    Auth {
+        token: String,
+        since: Option<&'a RawValue>,
+    },
+    Subscribe {
+        account_id: String,
+        since: Option<&'a RawValue>,
+    },
+    Ping,
+}
+
+/// `{"type": "auth" | "subscribe" | "ping", …}`; fields a type does not use are ignored.
+#[derive(Deserialize)]
+struct RawClientFrame<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(borrow)]
+    token: Option<&'a RawValue>,
+    #[serde(borrow, rename = "accountId")]
+    account_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    since: Option<&'a RawValue>,
+}
+
+const EXPECTED_FRAME: &str = r#"expected {"type": "auth" | "subscribe" | "ping", …}"#;
+
+/// Decodes a `/ws` client frame; the error is the message for the client.
+pub fn ws_client_frame(text: &str) -> Result<WsClientFrame<'_>, String> {
+    let frame: RawClientFrame =
+        serde_json::from_str(text).map_err(|e| format!("{EXPECTED_FRAME} as JSON: {e}"))?;
+    let string = |raw: Option<&RawValue>, name: &str| {
+        raw.and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+            .ok_or_else(|| format!("a {} frame needs {name} as a string", frame.kind))
+    };
+    match frame.kind.as_str() {
+        "ping" => Ok(WsClientFrame::Ping),
+        "auth" => Ok(WsClientFrame::Auth {
+            token: string(frame.token, "token")?,
+            since: frame.since,
+        }),
+        "subscribe" => Ok(WsClientFrame::Subscribe {
+            account_id: string(frame.account_id, "accountId")?,
+            since: frame.since,
+        }),
+        other => Err(format!("{EXPECTED_FRAME}: unknown type {other:?}")),
+    }
 }
 
 /// `{"type":"pong"}` for `/ws`.

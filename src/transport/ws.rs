@@ -10,25 +10,17 @@
 //! The connection's own task reads client frames, pings the peer and watches
 //! for shutdown; whoever decides the connection must end (the hub, the
 //! reader, shutdown) records an [`Ending`] once, and the writer says goodbye
-//! with the matching close code ([`Disconnect`]; also listed in docs/OPERATIONS.md):
-//!
-//! | code | word | when |
-//! |---|---|---|
-//! | 1008 | `bad_request` | more than [`MAX_BAD_FRAMES`] malformed frames |
-//! | 1009 | `too_large` | a frame over `--max-message-bytes` |
-//! | 1011 | `store_unavailable` | the store failed while replaying the gap |
-//! | 1012 | `shutdown` | the server is restarting: reconnect with `since` |
-//! | 4001 | `unauthorized` | missing, invalid or expired token |
-//! | 4008 | `auth_timeout` | no `auth` frame within `--auth-timeout` |
-//! | 4009 | `slow_consumer` | the outgoing queue overflowed: reconnect with `since` |
-//! | 4010 | `ping_timeout` | no pong within `--ping-timeout` of a ping |
-//!
-//! (The codes themselves are defined once, in [`crate::disconnect`].)
+//! with the matching close code. The codes are defined (and tabled) in
+//! [`crate::disconnect`] and listed for users in docs/OPERATIONS.md; more
+//! than [`MAX_BAD_FRAMES`] malformed frames close with `bad_request`.
 //!
 //! Subscribing (the own account on auth, others with `subscribe` frames)
 //! follows the one subscribe path, [`crate::subscribe`].
 
-use super::{Context, PeerIp, next_connection_id, refusal_error, wire};
+use super::{
+    Context, PeerIp, next_connection_id, refusal_error,
+    wire::{self, WsClientFrame},
+};
 use crate::{
     admission::Permit,
     api::ApiError,
@@ -111,30 +103,6 @@ impl Ending {
             .map_or(Ending::Peer(disconnect::GONE), Ending::Server)
     }
 }
-
-/// A frame a client may send: `{"type": "auth" | "subscribe" | "ping", …}`.
-/// Fields stay raw until the frame's type says which it needs, so `since`
-/// is judged by the one subscribe path (a `1e400` is a bad `since`, not a
-/// malformed frame) and fields a type does not use are ignored.
-#[derive(Deserialize)]
-struct ClientFrame<'a> {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(borrow)]
-    token: Option<&'a RawValue>,
-    #[serde(borrow, rename = "accountId")]
-    account_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    since: Option<&'a RawValue>,
-}
-
-/// A required string field of a client frame.
-fn string_field(raw: Option<&RawValue>, kind: &str, name: &str) -> Result<String, String> {
-    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
-        .ok_or_else(|| format!("a {kind} frame needs {name} as a string"))
-}
-
-const EXPECTED_FRAME: &str = r#"expected {"type": "auth" | "subscribe" | "ping", …}"#;
 
 pub fn router(ctx: Context) -> Router {
     Router::new().route("/ws", get(upgrade)).with_state(ctx)
@@ -394,23 +362,17 @@ impl Connection {
     }
 
     fn on_text(&mut self, text: &str) {
-        let frame = match serde_json::from_str::<ClientFrame>(text) {
+        let frame = match wire::ws_client_frame(text) {
             Ok(frame) => frame,
-            Err(e) => {
-                return self.bad_frame("bad_request", format!("{EXPECTED_FRAME} as JSON: {e}"));
-            }
+            Err(message) => return self.bad_frame("bad_request", message),
         };
-        match frame.kind.as_str() {
-            "ping" => self.outbox.text(Utf8Bytes::from_static(wire::WS_PONG)),
-            "auth" if self.claims.is_some() => {
+        match frame {
+            WsClientFrame::Ping => self.outbox.text(Utf8Bytes::from_static(wire::WS_PONG)),
+            WsClientFrame::Auth { .. } if self.claims.is_some() => {
                 self.bad_frame("bad_request", "already authenticated");
             }
-            "auth" => {
-                let token = match string_field(frame.token, "auth", "token") {
-                    Ok(token) => token,
-                    Err(e) => return self.bad_frame("bad_request", e),
-                };
-                let since = match subscribe::parse_since(frame.since) {
+            WsClientFrame::Auth { token, since } => {
+                let since = match subscribe::parse_since(since) {
                     Ok(since) => since,
                     Err(e) => return self.bad_frame(e.code(), e),
                 };
@@ -419,14 +381,7 @@ impl Connection {
                     Err(e) => self.refuse(e),
                 }
             }
-            "subscribe" => match string_field(frame.account_id, "subscribe", "accountId") {
-                Ok(account) => self.subscribe(account, frame.since),
-                Err(e) => self.bad_frame("bad_request", e),
-            },
-            other => self.bad_frame(
-                "bad_request",
-                format!("{EXPECTED_FRAME}: unknown type {other:?}"),
-            ),
+            WsClientFrame::Subscribe { account_id, since } => self.subscribe(account_id, since),
         }
     }
 
