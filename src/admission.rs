@@ -7,7 +7,11 @@
 //! lives. Shutdown goes through here too: it refuses newcomers, tells every
 //! open connection to leave, and lets the server wait until they have.
 
-use crate::{config::Limits, hub::Transport, metrics::Metrics};
+use crate::{
+    config::Limits,
+    disconnect::{self, refused},
+    metrics::{Metrics, Transport},
+};
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr},
@@ -30,9 +34,9 @@ pub enum Refusal {
 impl Refusal {
     pub fn code(self) -> &'static str {
         match self {
-            Refusal::OverCapacity(_) => "over_capacity",
-            Refusal::PerIp(_) => "too_many_connections",
-            Refusal::ShuttingDown => "shutting_down",
+            Refusal::OverCapacity(_) => refused::OVER_CAPACITY,
+            Refusal::PerIp(_) => refused::TOO_MANY_CONNECTIONS,
+            Refusal::ShuttingDown => refused::SHUTTING_DOWN,
         }
     }
 }
@@ -183,7 +187,7 @@ impl Permit {
         self.close_reason
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or("client_closed")
+            .unwrap_or(disconnect::CLIENT_CLOSED)
     }
 }
 

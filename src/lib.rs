@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod disconnect;
 pub mod event;
 pub mod heartbeat;
 pub mod hub;
@@ -21,6 +22,7 @@ pub mod page;
 pub mod rate_limit;
 pub mod server;
 pub mod store;
+pub mod subscribe;
 pub mod transport;
 
 pub use server::run;

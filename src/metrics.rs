@@ -7,9 +7,10 @@
 //! Updates are relaxed atomic adds on the hot paths (fan-out adds to a
 //! counter it already holds a handle to), so watching costs the hub nothing
 //! measurable.
-
-use crate::heartbeat::HeartbeatStats;
-use crate::hub::Transport;
+//!
+//! Other subsystems keep their own figures and render their own metric
+//! families through [`Families`] (the heartbeat does); this module knows
+//! none of them, and provides the one [`Histogram`] type they all use.
 use dashmap::DashMap;
 use serde::Serialize;
 use std::{
@@ -32,6 +33,34 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Which way a connection came in: a label for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    SocketIo,
+    WebSocket,
+    Sse,
+    /// Sinks outside the three transports (in-process tools, tests).
+    Other,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 4] = [
+        Transport::SocketIo,
+        Transport::WebSocket,
+        Transport::Sse,
+        Transport::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::SocketIo => "socketio",
+            Transport::WebSocket => "websocket",
+            Transport::Sse => "sse",
+            Transport::Other => "other",
+        }
+    }
+}
+
 /// Published and delivered counts of one event name.
 #[derive(Default)]
 pub struct EventCounters {
@@ -53,29 +82,44 @@ struct TransportCounters {
     slow_disconnects: AtomicU64,
 }
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+/// A latency histogram with fixed bucket bounds (seconds), updated with
+/// relaxed atomic adds. `observe` counts before it buckets and `report`
+/// reads the buckets before the count, so a report never shows more
+/// bucketed observations than counted ones.
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Per bucket (not cumulative); observations past the last bound only count.
+    buckets: Box<[AtomicU64]>,
     count: AtomicU64,
     sum_nanos: AtomicU64,
 }
 
 impl Histogram {
-    fn observe(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|le| secs <= *le) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
         }
+    }
+
+    pub fn observe(&self, elapsed: Duration) {
         self.count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = self.bounds.iter().position(|le| secs <= *le) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    fn report(&self) -> LatencyReport {
+    pub fn report(&self) -> LatencyReport {
         let mut cumulative = 0;
-        let buckets = LATENCY_BUCKETS
+        let buckets = self
+            .bounds
             .iter()
-            .zip(&self.buckets)
+            .zip(self.buckets.iter())
             .map(|(le, n)| {
                 cumulative += n.load(Ordering::Relaxed);
                 Bucket {
@@ -84,9 +128,11 @@ impl Histogram {
                 }
             })
             .collect();
+        let sum_nanos = self.sum_nanos.load(Ordering::Relaxed);
         LatencyReport {
             count: self.count.load(Ordering::Relaxed),
-            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            sum_seconds: sum_nanos as f64 / 1e9,
+            sum: Duration::from_nanos(sum_nanos),
             buckets,
         }
     }
@@ -111,7 +157,7 @@ impl Default for Metrics {
             closed: DashMap::new(),
             refused: DashMap::new(),
             events: DashMap::new(),
-            publish_latency: Histogram::default(),
+            publish_latency: Histogram::new(&LATENCY_BUCKETS),
             store_errors: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
         }
@@ -227,7 +273,6 @@ impl Metrics {
             publish_latency: self.publish_latency.report(),
             store_errors: self.store_errors.load(Ordering::Relaxed),
             publish_rate_limited: self.rate_limited.load(Ordering::Relaxed),
-            monitors: HeartbeatStats::default(),
         }
     }
 }
@@ -244,8 +289,6 @@ pub struct Report {
     pub publish_latency: LatencyReport,
     pub store_errors: u64,
     pub publish_rate_limited: u64,
-    /// Heartbeat monitors and their checks (filled in by whoever owns the heartbeat).
-    pub monitors: HeartbeatStats,
 }
 
 #[derive(Debug, Serialize)]
@@ -268,6 +311,9 @@ pub struct EventReport {
 pub struct LatencyReport {
     pub count: u64,
     pub sum_seconds: f64,
+    /// The same sum, exact (for reports in other units).
+    #[serde(skip)]
+    pub sum: Duration,
     /// Cumulative, as Prometheus buckets are.
     pub buckets: Vec<Bucket>,
 }
@@ -278,9 +324,15 @@ pub struct Bucket {
     pub count: u64,
 }
 
+/// A subsystem's figures as metric families of its own.
+pub trait Families {
+    fn families(&self, out: &mut Exposition);
+}
+
 impl Report {
-    /// The Prometheus text exposition format (version 0.0.4).
-    pub fn prometheus(&self) -> String {
+    /// The Prometheus text exposition format (version 0.0.4): the hub's
+    /// families, then each other subsystem's.
+    pub fn prometheus(&self, others: &[&dyn Families]) -> String {
         let mut out = Exposition::default();
         let per_transport = |f: fn(&TransportReport) -> u64| {
             self.connections
@@ -366,7 +418,9 @@ impl Report {
             "Publishes refused with 429 by the per-API-key rate limit.",
             [(String::new(), self.publish_rate_limited.to_string())],
         );
-        self.monitor_families(&mut out);
+        for other in others {
+            other.families(&mut out);
+        }
         out.family(
             "statushub_uptime_seconds",
             "gauge",
@@ -377,66 +431,14 @@ impl Report {
     }
 }
 
-impl Report {
-    fn monitor_families(&self, out: &mut Exposition) {
-        let m = &self.monitors;
-        out.family(
-            "statushub_monitors",
-            "gauge",
-            "Heartbeat monitors, by health.",
-            [
-                ("unknown", m.unknown),
-                ("healthy", m.healthy),
-                ("unhealthy", m.unhealthy),
-            ]
-            .map(|(health, n)| (format!("health=\"{health}\""), n.to_string())),
-        );
-        out.family(
-            "statushub_monitor_checks_total",
-            "counter",
-            "Heartbeat checks finished.",
-            [(String::new(), m.checks.to_string())],
-        );
-        out.family(
-            "statushub_monitor_checks_failed_total",
-            "counter",
-            "Heartbeat checks that failed (timeout, refused, unexpected status, ...).",
-            [(String::new(), m.checks_failed.to_string())],
-        );
-        out.family(
-            "statushub_monitor_checks_in_flight",
-            "gauge",
-            "Heartbeat checks running now.",
-            [(String::new(), m.checks_in_flight.to_string())],
-        );
-        let latency = &m.check_latency;
-        out.histogram(
-            "statushub_monitor_check_duration_seconds",
-            "Heartbeat check latency.",
-            &LatencyReport {
-                count: latency.count,
-                sum_seconds: latency.sum_ms as f64 / 1000.0,
-                buckets: latency
-                    .buckets
-                    .iter()
-                    .map(|b| Bucket {
-                        le: b.le_ms as f64 / 1000.0,
-                        count: b.count,
-                    })
-                    .collect(),
-            },
-        );
-    }
-}
-
 /// Writes metric families, each whole, as the text format requires.
 #[derive(Default)]
-struct Exposition {
+pub struct Exposition {
     text: String,
 }
 
 impl Exposition {
-    fn family(
+    pub fn family(
         &mut self,
         name: &str,
         kind: &str,
@@ -453,7 +455,7 @@ impl Exposition {
         }
     }
 
-    fn histogram(&mut self, name: &str, help: &str, h: &LatencyReport) {
+    pub fn histogram(&mut self, name: &str, help: &str, h: &LatencyReport) {
         let buckets = h
             .buckets
             .iter()
@@ -494,7 +496,7 @@ mod tests {
         assert_eq!(r.publish_latency.buckets[0].count, 1);
         assert_eq!(r.publish_latency.buckets.last().map(|b| b.count), Some(2));
         assert_eq!(r.events["a"].published, 2);
-        let text = r.prometheus();
+        let text = r.prometheus(&[]);
         assert!(text.contains("statushub_publish_duration_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(text.contains("statushub_events_published_total{event=\"b\"} 1"));
     }

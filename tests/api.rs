@@ -260,7 +260,7 @@ async fn reads_need_the_accounts_own_token_or_an_api_key() {
         statushub::auth::Jwt::new("not-the-secret").mint("a", "u", None, Duration::from_secs(60));
     let (status, body) = server.get("/v1/accounts/a/status", Some(&forged)).await;
     assert_eq!((status, error_code(&body)), (401, "unauthorized"));
-    common::wait_for("token expiry", Duration::from_secs(5), || {
+    common::wait_for("token expiry", common::WAIT, || {
         let server = &server;
         let expired = expired.clone();
         async move { server.get("/v1/accounts/a/status", Some(&expired)).await.0 == 401 }

@@ -125,3 +125,81 @@ async fn a_connect_packet_larger_than_the_read_buffer_arrives_whole() {
         "acme"
     );
 }
+
+/// A `since` no integer can hold (`1e400` overflows even a float) is a bad
+/// `since`, not an unreadable `auth` (issue 12): the same refusal as any
+/// other bad `since`, on connect and on subscribe.
+#[tokio::test]
+async fn a_since_out_of_range_is_refused_as_a_bad_since() {
+    let server = TestServer::start().await;
+    let token = server.token("acme");
+    for since in ["1e400", "-1e400", "-1", "1.5", "\"x\""] {
+        let refusal = server
+            .socketio_raw(&format!(r#"{{"token":"{token}","since":{since}}}"#))
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(
+            refusal, "bad_request: since must be a non-negative integer",
+            "since {since}"
+        );
+    }
+    let mut client = server
+        .socketio_raw(&format!(r#"{{"token":"{token}","since":"0"}}"#))
+        .await
+        .expect("a numeric string is a since");
+    let before = server.publish("acme", "first", json!({})).await;
+    let (name, _, meta) = client.next_event().await.expect("event");
+    assert_eq!((name.as_str(), &meta["id"]), ("first", &before["id"]));
+
+    let mut admin = server
+        .socketio(json!({ "token": server.admin_token() }))
+        .await
+        .expect("connected");
+    let (ack, _) = admin
+        .emit_with_ack("subscribe", json!({ "accountId": "acme", "since": -1 }))
+        .await;
+    assert_eq!(ack["error"]["code"], "bad_request", "{ack}");
+    assert_eq!(
+        ack["error"]["message"], "since must be a non-negative integer",
+        "{ack}"
+    );
+}
+
+/// A repeated subscribe is refused as on `/ws` (Centrifugo's "already
+/// subscribed"); the first subscription keeps delivering, once.
+#[tokio::test]
+async fn a_repeated_subscribe_is_refused_and_the_first_one_keeps_delivering() {
+    let server = TestServer::start().await;
+    let mut admin = server
+        .socketio(json!({ "token": server.admin_token() }))
+        .await
+        .expect("connected");
+    let (ack, _) = admin
+        .emit_with_ack("subscribe", json!({ "accountId": "acme" }))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let (ack, _) = admin
+        .emit_with_ack("subscribe", json!({ "accountId": "acme", "since": 0 }))
+        .await;
+    assert_eq!(ack["error"]["code"], "bad_request", "{ack}");
+    let (ack, _) = admin
+        .emit_with_ack("subscribe", json!({ "accountId": "ops" }))
+        .await;
+    assert_eq!(ack["error"]["code"], "bad_request", "own account: {ack}");
+
+    let first = server.publish("acme", "one", json!({})).await;
+    let second = server.publish("acme", "two", json!({})).await;
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let (name, _, meta) = admin.next_event().await.expect("event");
+        if name != "snapshot" {
+            ids.push(meta["id"].clone());
+        }
+    }
+    assert_eq!(
+        ids,
+        [first["id"].clone(), second["id"].clone()],
+        "once each"
+    );
+}

@@ -321,3 +321,57 @@ async fn a_plain_get_is_told_to_upgrade() {
     assert!(status == 400 || status == 426, "{status}");
     assert_eq!(common::error_code(&body), "upgrade_required");
 }
+
+/// `since` is judged by the one subscribe path: a number no integer can
+/// hold is a bad `since` in the `auth` and `subscribe` frames and in the URL.
+#[tokio::test]
+async fn a_since_out_of_range_is_a_bad_request_everywhere() {
+    let server = TestServer::start().await;
+    let mut ws = server.ws("").await;
+    ws.send_text(&format!(
+        r#"{{"type":"auth","token":"{}","since":1e400}}"#,
+        server.token("acme")
+    ))
+    .await;
+    let refusal = ws.next_json().await;
+    assert_eq!(
+        (refusal["code"].as_str(), refusal["message"].as_str()),
+        (
+            Some("bad_request"),
+            Some("since must be a non-negative integer")
+        ),
+        "{refusal}"
+    );
+    ws.send_text(&format!(
+        r#"{{"type":"auth","token":"{}","since":"2"}}"#,
+        server.token("acme")
+    ))
+    .await;
+    assert_eq!(
+        ws.next_json().await["type"],
+        "snapshot",
+        "reset: nothing retained"
+    );
+
+    let mut admin = server.ws(&format!("?token={}", server.admin_token())).await;
+    assert_eq!(admin.next_json().await["type"], "snapshot");
+    admin
+        .send_text(r#"{"type":"subscribe","accountId":"acme","since":-1e400}"#)
+        .await;
+    assert_eq!(admin.next_json().await["code"], "bad_request");
+
+    let refused = server
+        .ws_request(
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                server.ws_url(&format!("/ws?token={}&since=1e400", server.token("acme"))),
+            )
+            .expect("request"),
+        )
+        .await
+        .err()
+        .expect("refused before the upgrade");
+    assert!(
+        matches!(&refused, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 400),
+        "{refused}"
+    );
+}

@@ -4,7 +4,7 @@
 //! credentials; expose them only where operators can reach them.
 
 use super::AppState;
-use crate::metrics::Report;
+use crate::{heartbeat::HeartbeatStats, metrics::Report};
 use axum::{
     Json,
     extract::State,
@@ -12,15 +12,25 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-/// The hub's figures plus the heartbeat's, read now.
-fn report(state: &AppState) -> Report {
-    let mut report = state.hub.metrics.report(state.hub.subscription_count());
-    report.monitors = state.heartbeat.stats();
-    report
+/// The hub's figures plus the heartbeat's, read now; `/v1/stats` is this as JSON.
+#[derive(serde::Serialize)]
+struct Stats {
+    #[serde(flatten)]
+    hub: Report,
+    /// Heartbeat monitors and their checks.
+    monitors: HeartbeatStats,
+}
+
+fn report(state: &AppState) -> Stats {
+    Stats {
+        hub: state.hub.metrics.report(state.hub.subscription_count()),
+        monitors: state.heartbeat.stats(),
+    }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut response = report(&state).prometheus().into_response();
+    let Stats { hub, monitors } = report(&state);
+    let mut response = hub.prometheus(&[&monitors]).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -1,56 +1,56 @@
 //! The heartbeat's figures for `/metrics` and `/v1/stats`: counters bumped
-//! on the check path (atomics only, nothing to lock) and a plain snapshot
-//! struct for whoever renders them.
+//! on the check path (atomics only, nothing to lock), a plain snapshot
+//! struct for `/v1/stats`, and the heartbeat's own metric families.
 
+use crate::metrics::{Exposition, Families, Histogram, LatencyReport};
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
-/// Upper bounds (ms) of the check-latency histogram's buckets; a last
-/// implicit bucket takes everything slower.
-pub const LATENCY_BUCKETS_MS: [u64; 11] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+/// Upper bounds (seconds) of the check-latency histogram's buckets: 5 ms to
+/// 10 s; slower checks are only counted (the +Inf bucket).
+const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
-#[derive(Default)]
 pub struct Counters {
-    checks: AtomicU64,
     failed: AtomicU64,
-    latency_sum_ms: AtomicU64,
-    /// Per bucket (not cumulative); the last one is +Inf.
-    buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    /// Counts every finished check.
+    latency: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            failed: AtomicU64::new(0),
+            latency: Histogram::new(&LATENCY_BUCKETS),
+        }
+    }
 }
 
 impl Counters {
     pub fn record(&self, latency_ms: u64, passed: bool) {
-        self.checks.fetch_add(1, Ordering::Relaxed);
         if !passed {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
-        self.latency_sum_ms.fetch_add(latency_ms, Ordering::Relaxed);
-        let bucket = LATENCY_BUCKETS_MS
-            .iter()
-            .position(|&le| latency_ms <= le)
-            .unwrap_or(LATENCY_BUCKETS_MS.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(Duration::from_millis(latency_ms));
     }
 
-    /// Buckets are read before the count: `record` bumps the count first, so
-    /// the snapshot never shows more bucketed checks than counted ones.
     fn latency(&self) -> LatencyHistogram {
-        let mut cumulative = 0;
-        let buckets = LATENCY_BUCKETS_MS
-            .iter()
-            .zip(&self.buckets)
-            .map(|(&le_ms, count)| {
-                cumulative += count.load(Ordering::Relaxed);
-                Bucket {
-                    le_ms,
-                    count: cumulative,
-                }
-            })
-            .collect();
+        let report = self.latency.report();
         LatencyHistogram {
-            buckets,
-            count: self.checks.load(Ordering::Relaxed),
-            sum_ms: self.latency_sum_ms.load(Ordering::Relaxed),
+            buckets: report
+                .buckets
+                .iter()
+                .map(|b| Bucket {
+                    le_ms: (b.le * 1000.0).round() as u64,
+                    count: b.count,
+                })
+                .collect(),
+            count: report.count,
+            sum_ms: u64::try_from(report.sum.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -109,6 +109,58 @@ impl HeartbeatStats {
             max_in_flight: max_in_flight as u64,
             check_latency,
         }
+    }
+}
+
+impl Families for HeartbeatStats {
+    fn families(&self, out: &mut Exposition) {
+        out.family(
+            "statushub_monitors",
+            "gauge",
+            "Heartbeat monitors, by health.",
+            [
+                ("unknown", self.unknown),
+                ("healthy", self.healthy),
+                ("unhealthy", self.unhealthy),
+            ]
+            .map(|(health, n)| (format!("health=\"{health}\""), n.to_string())),
+        );
+        out.family(
+            "statushub_monitor_checks_total",
+            "counter",
+            "Heartbeat checks finished.",
+            [(String::new(), self.checks.to_string())],
+        );
+        out.family(
+            "statushub_monitor_checks_failed_total",
+            "counter",
+            "Heartbeat checks that failed (timeout, refused, unexpected status, ...).",
+            [(String::new(), self.checks_failed.to_string())],
+        );
+        out.family(
+            "statushub_monitor_checks_in_flight",
+            "gauge",
+            "Heartbeat checks running now.",
+            [(String::new(), self.checks_in_flight.to_string())],
+        );
+        let latency = &self.check_latency;
+        out.histogram(
+            "statushub_monitor_check_duration_seconds",
+            "Heartbeat check latency.",
+            &LatencyReport {
+                count: latency.count,
+                sum_seconds: latency.sum_ms as f64 / 1000.0,
+                sum: Duration::from_millis(latency.sum_ms),
+                buckets: latency
+                    .buckets
+                    .iter()
+                    .map(|b| crate::metrics::Bucket {
+                        le: b.le_ms as f64 / 1000.0,
+                        count: b.count,
+                    })
+                    .collect(),
+            },
+        );
     }
 }
 

@@ -15,16 +15,17 @@ mod subscription;
 
 pub use subscription::{Caught, Offer, Outbound, Sink, SinkError, Subscription};
 
+pub use crate::{disconnect::DisconnectReason, metrics::Transport};
+
 use crate::{
     config::Limits,
     event::{self, Event},
     metrics::{EventCounters, Metrics},
     store::{Appended, Body, Draft, EventLog, Idempotency, Snapshot, StoreError},
 };
-use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
-use serde_json::value::RawValue;
 use std::{
+    any::Any,
     future::Future,
     sync::{
         Arc, OnceLock, Weak,
@@ -39,98 +40,31 @@ const CATCH_UP_PAGE: usize = 500;
 /// How often old events and idempotency records are trimmed.
 const TRIM_EVERY: Duration = Duration::from_secs(600);
 
-/// Why the hub ended a connection. `code` is the stable word clients see.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DisconnectReason {
-    /// Its outgoing queue overflowed; it should reconnect with `since`.
-    Slow,
-    /// The store failed while replaying its gap.
-    Unavailable,
-    /// The server is shutting down; reconnect elsewhere or later.
-    Shutdown,
-    /// The peer went away.
-    Gone,
-}
-
-impl DisconnectReason {
-    pub fn code(self) -> &'static str {
-        match self {
-            DisconnectReason::Slow => "slow_consumer",
-            DisconnectReason::Unavailable => "store_unavailable",
-            DisconnectReason::Shutdown => "shutdown",
-            DisconnectReason::Gone => "gone",
-        }
-    }
-}
-
-/// Which way a connection came in: a label for metrics and logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    SocketIo,
-    WebSocket,
-    Sse,
-    /// Sinks outside the three transports (in-process tools, tests).
-    Other,
-}
-
-impl Transport {
-    pub const ALL: [Transport; 4] = [
-        Transport::SocketIo,
-        Transport::WebSocket,
-        Transport::Sse,
-        Transport::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::SocketIo => "socketio",
-            Transport::WebSocket => "websocket",
-            Transport::Sse => "sse",
-            Transport::Other => "other",
-        }
-    }
-}
-
-/// A committed event with its wire encodings, made once and shared by every
-/// subscriber of every transport.
+/// A committed event as the hub fans it out: one per event, shared by every
+/// subscriber of every transport. The hub deals in events only; the
+/// transports' encodings of it (built once, on first use, by
+/// [`crate::transport::wire`]) live in an opaque slot the hub never reads.
 pub struct Published {
     pub event: Event,
-    /// Socket.IO's second listener argument.
-    pub meta: Box<RawValue>,
-    envelope: OnceLock<String>,
-    /// The raw WebSocket text frame. Kept as the frame type itself so that
-    /// each subscriber's copy is a reference-count bump, not an encoding.
-    ws_frame: OnceLock<Utf8Bytes>,
+    encodings: OnceLock<Box<dyn Any + Send + Sync>>,
     counters: Arc<EventCounters>,
 }
 
 impl Published {
     fn new(event: Event, metrics: &Metrics) -> Self {
-        let meta = serde_json::value::to_raw_value(&event.meta()).expect("meta is plain JSON");
         Published {
             counters: metrics.event(&event.event),
             event,
-            meta,
-            envelope: OnceLock::new(),
-            ws_frame: OnceLock::new(),
+            encodings: OnceLock::new(),
         }
     }
 
-    /// The full envelope as JSON, encoded on first use.
-    pub fn envelope(&self) -> &str {
-        self.envelope
-            .get_or_init(|| serde_json::to_string(&self.event).expect("event is plain JSON"))
-    }
-
-    /// `{"type":"event", …envelope}`: the envelope with the frame type spliced
-    /// in front of its fields, built on first use.
-    pub fn ws_frame(&self) -> &Utf8Bytes {
-        self.ws_frame.get_or_init(|| {
-            let envelope = self.envelope();
-            // The envelope is a JSON object with fields: `{` + fields + `}`.
-            let fields = envelope.strip_prefix('{').unwrap_or(envelope);
-            Utf8Bytes::from(format!("{{\"type\":\"event\",{fields}"))
-        })
+    /// The per-event cache of an encoder, created empty on first use. The
+    /// slot holds one type (the wire module's); `None` if asked for another.
+    pub fn encodings<T: Any + Send + Sync + Default>(&self) -> Option<&T> {
+        self.encodings
+            .get_or_init(|| Box::new(T::default()))
+            .downcast_ref()
     }
 }
 

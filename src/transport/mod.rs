@@ -2,6 +2,10 @@
 //! the hub for subscriptions and implements the hub's [`Sink`](crate::hub::Sink)
 //! over its own wire format. Transports never touch the store.
 //!
+//! How events look on each wire is in [`wire`]; who may subscribe to what is
+//! decided in [`crate::subscribe`]; the ways a connection ends are listed in
+//! [`crate::disconnect`].
+//!
 //! What they share lives here: the [`Context`] every transport is built from
 //! (one hub, one admission control), the peer address, and the mapping of an
 //! admission refusal to the contract's HTTP error.
@@ -9,6 +13,7 @@
 pub mod origin;
 pub mod socketio;
 pub mod sse;
+pub mod wire;
 pub mod ws;
 
 use crate::{

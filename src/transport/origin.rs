@@ -90,7 +90,7 @@ pub async fn guard(
         && let Some(origin) = request.headers().get(header::ORIGIN)
         && !policy.allows(origin, request.headers().get(header::HOST))
     {
-        admission.refused("origin");
+        admission.refused(crate::disconnect::refused::ORIGIN);
         let shown = String::from_utf8_lossy(origin.as_bytes()).into_owned();
         tracing::info!(origin = %shown, path = %request.uri().path(), "connection refused: origin not allowed");
         return ApiError::forbidden(format!(

@@ -11,22 +11,26 @@
 //! Admission (the shared connection limits) is asked in the connect
 //! middleware, after the token check: a refused socket gets a
 //! `connect_error` naming the limit. The `Origin` check happens before
-//! Engine.IO sees the request, in [`super::origin::guard`].
+//! Engine.IO sees the request, in [`super::origin::guard`]. Subscribing (the
+//! own account on connect, others with a `subscribe` event and its ack)
+//! follows the one subscribe path, [`crate::subscribe`].
 
-use super::{Context, peer_ip};
+use super::{Context, peer_ip, wire};
 use crate::{
     admission::{Admission, Permit, Refusal as AdmissionRefusal},
     auth::{AuthError, Claims, Jwt},
     config::Limits,
+    disconnect::{self, Disconnect, DisconnectReason},
     event,
-    hub::{DisconnectReason, Hub, Outbound, Sink, SinkError, Subscription, Transport},
+    hub::{Hub, Outbound, Sink, SinkError, Transport},
+    subscribe::{self, SubscribeError, SubscribeRequest, Subscriptions},
 };
 use axum::{
     extract::{OriginalUri, Request},
     http::{HeaderMap, HeaderName, HeaderValue, Uri, header},
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 use socketioxide::{
     SendError, SocketError, SocketIo,
     extract::{AckSender, SocketRef, State, TryData},
@@ -86,19 +90,20 @@ struct Conn {
 
 /// The connection's subscriptions, so a disconnect can release them all.
 #[derive(Clone, Default)]
-struct Subs(Arc<Mutex<Vec<Arc<Subscription>>>>);
+struct Subs(Arc<Mutex<Subscriptions>>);
 
 impl Subs {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Subscription>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// `io(url, { auth: { token, since } })`.
+/// `io(url, { auth: { token, since } })`. `since` stays raw so that the
+/// subscribe path judges it (a `1e400` is a bad `since`, not a bad payload).
 #[derive(Deserialize)]
 struct ConnectAuth {
     token: Option<String>,
-    since: Option<Value>,
+    since: Option<Box<RawValue>>,
 }
 
 /// A connect refusal; its text is the `connect_error` message.
@@ -106,8 +111,8 @@ struct ConnectAuth {
 enum Refusal {
     #[error("unauthorized: {0}")]
     Auth(#[from] AuthError),
-    #[error("bad_request: {0}")]
-    BadRequest(String),
+    #[error("{code}: {0}", code = .0.code())]
+    Subscribe(#[from] SubscribeError),
     #[error("{code}: {0}", code = .0.code())]
     Admission(#[from] AdmissionRefusal),
 }
@@ -189,7 +194,7 @@ async fn authenticate(
     let result = admit(&socket, auth, &ctx);
     if let Err(refusal) = &result {
         if !matches!(refusal, Refusal::Admission(_)) {
-            ctx.admission.refused("unauthorized");
+            ctx.admission.refused(disconnect::refused::UNAUTHORIZED);
         }
         tracing::info!(transport = "socketio", socket = %socket.id, reason = %refusal, "connection refused");
     }
@@ -203,24 +208,13 @@ fn admit(
 ) -> Result<(), Refusal> {
     let auth = auth.map_err(|_| AuthError::MissingToken)?;
     let claims = ctx.jwt.verify(auth.token.as_deref().unwrap_or_default())?;
-    let since = parse_since(auth.since)?;
+    let since = subscribe::parse_since(auth.since.as_deref())?;
     let permit = ctx
         .admission
         .admit(peer_ip(socket.req_parts()), Transport::SocketIo)?;
     socket.extensions.insert(Arc::new(permit));
     socket.extensions.insert(Conn { claims, since });
     Ok(())
-}
-
-/// `since` may arrive as a number or a numeric string; null means "none".
-fn parse_since(raw: Option<Value>) -> Result<Option<u64>, Refusal> {
-    match raw {
-        None | Some(Value::Null) => Some(None),
-        Some(Value::Number(n)) => n.as_u64().map(Some),
-        Some(Value::String(s)) => s.parse().ok().map(Some),
-        Some(_) => None,
-    }
-    .ok_or_else(|| Refusal::BadRequest("since must be a non-negative integer".into()))
 }
 
 async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
@@ -233,8 +227,7 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
     let sink: Arc<dyn Sink> = Arc::new(SocketSink {
         socket: socket.clone(),
     });
-    subs.lock()
-        .push(hub.subscribe(&conn.claims.account_id, conn.since, sink.clone()));
+    subs.lock().join_own(&hub, &conn.claims, conn.since, sink);
     socket.extensions.insert(subs.clone());
     tracing::info!(transport = "socketio", socket = %socket.id, account = %conn.claims.account_id,
         user = %conn.claims.sub, since = ?conn.since, "connection opened");
@@ -252,10 +245,9 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
 /// which from the engine would only say "server disconnect".
 fn release(socket: &SocketRef, hub: Option<&Hub>, reason: &'static str) {
     if let Some(subs) = socket.extensions.remove::<Subs>() {
-        for sub in subs.lock().drain(..) {
-            if let Some(hub) = hub {
-                hub.unsubscribe(&sub);
-            }
+        match hub {
+            Some(hub) => subs.lock().release(hub),
+            None => subs.lock().clear(),
         }
     }
     if let Some(permit) = socket.extensions.remove::<Arc<Permit>>() {
@@ -276,11 +268,11 @@ fn release(socket: &SocketRef, hub: Option<&Hub>, reason: &'static str) {
 /// transports are gone a namespace disconnect — which the departed clients
 /// no longer receive — unlinks them.
 pub async fn shutdown(io: &SocketIo, hub: &Hub) {
-    let notice = json!({ "reason": DisconnectReason::Shutdown.code(), "reconnect": true });
+    let notice = Disconnect::SHUTDOWN.notice();
     let sockets = io.sockets();
     for socket in &sockets {
-        let _ = socket.emit("statushub:disconnect", &notice);
-        release(socket, Some(hub), DisconnectReason::Shutdown.code());
+        let _ = socket.emit(disconnect::NOTICE_EVENT, &notice);
+        release(socket, Some(hub), Disconnect::SHUTDOWN.word);
     }
     io.close().await;
     for socket in sockets {
@@ -292,29 +284,29 @@ pub async fn shutdown(io: &SocketIo, hub: &Hub) {
 fn close_word(reason: SioDisconnectReason) -> &'static str {
     match reason {
         SioDisconnectReason::TransportClose | SioDisconnectReason::ClientNSDisconnect => {
-            "client_closed"
+            disconnect::CLIENT_CLOSED
         }
-        SioDisconnectReason::TransportError => "transport_error",
-        SioDisconnectReason::HeartbeatTimeout => "ping_timeout",
+        SioDisconnectReason::TransportError => disconnect::TRANSPORT_ERROR,
+        SioDisconnectReason::HeartbeatTimeout => Disconnect::PING_TIMEOUT.word,
         SioDisconnectReason::MultipleHttpPollingError | SioDisconnectReason::PacketParsingError => {
-            "bad_request"
+            Disconnect::BAD_REQUEST.word
         }
-        SioDisconnectReason::ServerNSDisconnect => "server_disconnect",
-        SioDisconnectReason::ClosingServer => "shutdown",
+        SioDisconnectReason::ServerNSDisconnect => disconnect::SERVER_DISCONNECT,
+        SioDisconnectReason::ClosingServer => Disconnect::SHUTDOWN.word,
     }
 }
 
 /// `{accountId, since?}`: an admin watches another account.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SubscribeRequest {
+struct SubscribeEvent {
     account_id: String,
     since: Option<Value>,
 }
 
 async fn on_subscribe(
     socket: SocketRef,
-    TryData(req): TryData<SubscribeRequest>,
+    TryData(req): TryData<SubscribeEvent>,
     ack: AckSender,
     State(ctx): State<Ctx>,
 ) {
@@ -322,9 +314,12 @@ async fn on_subscribe(
     let _ = ack.send(&answer);
 }
 
-async fn subscribe(socket: &SocketRef, req: Result<SubscribeRequest, String>, ctx: &Ctx) -> Value {
+/// The ack: `{ok: true, seq: head}` (the account's latest seq when the
+/// subscription was made), or `{error: {code, message}}`.
+async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx: &Ctx) -> Value {
     let error =
         |code: &str, message: String| json!({ "error": { "code": code, "message": message } });
+    let refused = |e: SubscribeError| error(e.code(), e.to_string());
     let req = match req {
         Ok(req) => req,
         Err(e) => {
@@ -334,24 +329,24 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeRequest, String>, ct
             );
         }
     };
-    let since = match parse_since(req.since) {
+    let since = req.since.map(|v| serde_json::value::to_raw_value(&v));
+    let since = match since.transpose() {
         Ok(since) => since,
-        Err(e) => return error("bad_request", e.to_string()),
+        Err(_) => return refused(SubscribeError::BadSince),
+    };
+    let req = match SubscribeRequest::parse(req.account_id, since.as_deref()) {
+        Ok(req) => req,
+        Err(e) => return refused(e),
     };
     let (Some(conn), Some(subs)) = (
         socket.extensions.get::<Conn>(),
         socket.extensions.get::<Subs>(),
     ) else {
-        return error("unauthorized", "not connected".into());
+        return refused(SubscribeError::NotAuthenticated);
     };
-    if !event::valid_account_id(&req.account_id) {
-        return error("bad_request", "invalid accountId".into());
-    }
-    if !conn.claims.may_read(&req.account_id) {
-        return error(
-            "forbidden",
-            format!("this token may not subscribe to account {}", req.account_id),
-        );
+    let max = ctx.limits.max_subscriptions;
+    if let Err(e) = subs.lock().check(Some(&conn.claims), &req, max) {
+        return refused(e);
     }
     let Some(hub) = ctx.hub.upgrade() else {
         return error("unavailable", "the server is shutting down".into());
@@ -360,21 +355,14 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeRequest, String>, ct
         Ok(history) => history.head,
         Err(_) => return error("unavailable", "store unavailable".into()),
     };
-    let mut subs = subs.lock();
-    if !subs.iter().any(|s| s.account_id == req.account_id) {
-        let max = ctx.limits.max_subscriptions;
-        if subs.len() >= max {
-            return error(
-                "too_many_subscriptions",
-                format!("at most {max} subscriptions per connection"),
-            );
-        }
-        let sink: Arc<dyn Sink> = Arc::new(SocketSink {
-            socket: socket.clone(),
-        });
-        subs.push(hub.subscribe(&req.account_id, since, sink));
+    let sink: Arc<dyn Sink> = Arc::new(SocketSink {
+        socket: socket.clone(),
+    });
+    // Checked again: another subscribe may have landed while the head was read.
+    match subs.lock().add(&hub, Some(&conn.claims), req, max, sink) {
+        Ok(()) => json!({ "ok": true, "seq": head }),
+        Err(e) => refused(e),
     }
-    json!({ "ok": true, "seq": head })
 }
 
 struct SocketSink {
@@ -386,7 +374,7 @@ impl Sink for SocketSink {
         let sent = match msg {
             Outbound::Event(p) => self
                 .socket
-                .emit(&p.event.event, &(&*p.event.data, &*p.meta)),
+                .emit(&p.event.event, &(&*p.event.data, wire::meta(p))),
             Outbound::Snapshot(s) => self.socket.emit(event::SNAPSHOT, s),
         };
         sent.map_err(|e| match e {
@@ -404,14 +392,15 @@ impl Sink for SocketSink {
             permit.set_close_reason(reason.code());
         }
         let socket = self.socket.clone();
+        // A peer already gone is not told anything, only disconnected.
+        let notice = reason.server_close().map(Disconnect::notice);
         tokio::spawn(async move {
-            let notice = json!({ "reason": reason.code(), "reconnect": true });
             let give_up = tokio::time::Instant::now() + CLOSE_RETRY_FOR;
-            let mut told = false;
+            let mut told = notice.is_none();
             while tokio::time::Instant::now() < give_up && socket.connected() {
                 // Only a full buffer is worth waiting for; any other error means the socket is gone.
-                if !told {
-                    match socket.emit("statushub:disconnect", &notice) {
+                if let (false, Some(notice)) = (told, notice) {
+                    match socket.emit(disconnect::NOTICE_EVENT, &notice) {
                         Ok(()) => told = true,
                         Err(SendError::Socket(SocketError::InternalChannelFull)) => {}
                         Err(_) => return,

@@ -11,15 +11,20 @@
 //! failure) it first sends `event: statushub:disconnect` without an `id`
 //! (so it never moves the resume point) and `data: {"reason", "reconnect"}`.
 //!
+//! Who may open a stream is the HTTP read rule (an API key, or a token of
+//! the account or an admin); the account id and resume point are checked by
+//! the one subscribe path, [`crate::subscribe`].
+//!
 //! Each stream has its own bounded queue, filled by the hub with non-blocking
 //! sends: a client that stops reading fills it and is cut off as slow.
 
-use super::{Context, PeerIp, next_connection_id, refusal_error};
+use super::{Context, PeerIp, next_connection_id, refusal_error, wire};
 use crate::{
     admission::Permit,
     api::{self, ApiError},
-    event,
-    hub::{DisconnectReason, Outbound, Sink, SinkError, Subscription, Transport},
+    disconnect::{DisconnectReason, Notice},
+    hub::{Outbound, Sink, SinkError, Subscription, Transport},
+    subscribe::{self, SubscribeError, SubscribeRequest},
 };
 use axum::{
     Router,
@@ -36,7 +41,6 @@ use axum::{
 };
 use futures::{Stream, stream};
 use serde::Deserialize;
-use serde_json::json;
 use std::{convert::Infallible, pin::Pin, sync::Arc, time::Instant};
 use tokio::sync::{
     mpsc::{self, error::TrySendError},
@@ -53,7 +57,7 @@ pub fn router(ctx: Context) -> Router {
 #[serde(deny_unknown_fields)]
 struct StreamQuery {
     token: Option<String>,
-    since: Option<u64>,
+    since: Option<String>,
 }
 
 async fn stream_events(
@@ -64,11 +68,10 @@ async fn stream_events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path(account) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if !event::valid_account_id(&account) {
-        return Err(ApiError::bad_request(format!(
-            "invalid account id {account:?}"
-        )));
-    }
+    let SubscribeRequest {
+        account_id: account,
+        ..
+    } = SubscribeRequest::parse(account, None).map_err(bad_request)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     api::authorize_reader(
         &ctx.jwt,
@@ -113,17 +116,28 @@ async fn stream_events(
     Ok(response)
 }
 
+fn bad_request(e: SubscribeError) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
 /// `Last-Event-ID` (what a reconnecting `EventSource` sends) wins over `?since=`
 /// (what a first connection may carry in its URL).
-fn resume_point(headers: &HeaderMap, since: Option<u64>) -> Result<Option<u64>, ApiError> {
+fn resume_point(headers: &HeaderMap, since: Option<String>) -> Result<Option<u64>, ApiError> {
+    let since = || {
+        since
+            .as_deref()
+            .map(subscribe::parse_since_text)
+            .transpose()
+            .map_err(bad_request)
+    };
     let Some(last) = headers.get("last-event-id") else {
-        return Ok(since);
+        return since();
     };
     let last = last.to_str().unwrap_or_default().trim();
     if last.is_empty() {
-        return Ok(since);
+        return since();
     }
-    last.parse().map(Some).map_err(|_| {
+    subscribe::parse_since_text(last).map(Some).map_err(|_| {
         ApiError::bad_request(format!(
             "Last-Event-ID must be a sequence number, got {last:?}"
         ))
@@ -138,15 +152,10 @@ struct SseSink {
 impl Sink for SseSink {
     fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError> {
         let event = match msg {
-            Outbound::Event(published) => Event::default()
-                .id(published.event.seq.to_string())
-                .event(&published.event.event)
-                .data(published.envelope()),
-            Outbound::Snapshot(snapshot) => Event::default()
-                .id(snapshot.seq.to_string())
-                .event(event::SNAPSHOT)
-                .json_data(snapshot)
-                .map_err(|_| SinkError::Closed)?,
+            Outbound::Event(published) => wire::sse_event(published),
+            Outbound::Snapshot(snapshot) => {
+                wire::sse_snapshot(snapshot).map_err(|_| SinkError::Closed)?
+            }
         };
         self.queue.try_send(event).map_err(|e| match e {
             TrySendError::Full(_) => SinkError::Full,
@@ -268,10 +277,11 @@ async fn next_live(st: &mut StreamState) -> Live {
     }
 }
 
-/// The last event of a stream the server ends; it carries no `id`, so the
-/// client's resume point stays at the last real event.
+/// The last event of a stream the server ends (see [`wire::sse_goodbye`]).
+/// Every reason the hub ends a stream for is one to resume from.
 fn goodbye(reason: DisconnectReason) -> Event {
-    Event::default()
-        .event("statushub:disconnect")
-        .data(json!({ "reason": reason.code(), "reconnect": true }).to_string())
+    wire::sse_goodbye(Notice {
+        reason: reason.code(),
+        reconnect: true,
+    })
 }

@@ -5,34 +5,29 @@
 //! task; the hub's [`Sink::try_send`] is a non-blocking `try_send` into it,
 //! so a full queue is the slow-consumer signal and the hub cuts the
 //! connection off instead of waiting. Events are sent as the frame text the
-//! hub encoded once for every subscriber ([`Published::ws_frame`]).
+//! hub's event encoded once for every subscriber ([`wire::ws_frame`]).
 //!
 //! The connection's own task reads client frames, pings the peer and watches
 //! for shutdown; whoever decides the connection must end (the hub, the
 //! reader, shutdown) records an [`Ending`] once, and the writer says goodbye
-//! with the matching close code. The codes are listed in docs/OPERATIONS.md:
+//! with the matching close code. The codes are defined (and tabled) in
+//! [`crate::disconnect`] and listed for users in docs/OPERATIONS.md; more
+//! than [`MAX_BAD_FRAMES`] malformed frames close with `bad_request`.
 //!
-//! | code | word | when |
-//! |---|---|---|
-//! | 1008 | `bad_request` | more than [`MAX_BAD_FRAMES`] malformed frames |
-//! | 1009 | `too_large` | a frame over `--max-message-bytes` |
-//! | 1011 | `store_unavailable` | the store failed while replaying the gap |
-//! | 1012 | `shutdown` | the server is restarting: reconnect with `since` |
-//! | 4001 | `unauthorized` | missing, invalid or expired token |
-//! | 4008 | `auth_timeout` | no `auth` frame within `--auth-timeout` |
-//! | 4009 | `slow_consumer` | the outgoing queue overflowed: reconnect with `since` |
-//! | 4010 | `ping_timeout` | no pong within `--ping-timeout` of a ping |
-//!
-//! [`Published::ws_frame`]: crate::hub::Published::ws_frame
+//! Subscribing (the own account on auth, others with `subscribe` frames)
+//! follows the one subscribe path, [`crate::subscribe`].
 
-use super::{Context, PeerIp, next_connection_id, refusal_error};
+use super::{
+    Context, PeerIp, next_connection_id, refusal_error,
+    wire::{self, WsClientFrame},
+};
 use crate::{
     admission::Permit,
     api::ApiError,
     auth::{self, AuthError, Claims},
-    event,
-    hub::{DisconnectReason, Outbound, Sink, SinkError, Subscription, Transport},
-    store::Snapshot,
+    disconnect::{self, Disconnect, DisconnectReason},
+    hub::{Outbound, Sink, SinkError, Transport},
+    subscribe::{self, SubscribeError, SubscribeRequest, Subscriptions},
 };
 use axum::{
     Router,
@@ -54,7 +49,8 @@ use futures::{
     SinkExt, StreamExt,
     stream::{SplitSink, SplitStream},
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::{
     fmt::Display,
     sync::Arc,
@@ -80,68 +76,15 @@ const READ_BUFFER: usize = 1024;
 /// Frames are buffered up to this before being written; a flush writes all.
 const WRITE_BUFFER: usize = 16 * 1024;
 
-/// A close the server initiates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Close {
-    code: u16,
-    /// Stable word for logs and metrics.
-    word: &'static str,
-    /// The close frame's reason (at most 123 bytes).
-    text: &'static str,
-}
-
-impl Close {
-    const BAD_FRAMES: Close = Close {
-        code: 1008,
-        word: "bad_request",
-        text: "bad_request: too many malformed frames",
-    };
-    const TOO_LARGE: Close = Close {
-        code: 1009,
-        word: "too_large",
-        text: "too_large: frame exceeds the message size limit",
-    };
-    const UNAVAILABLE: Close = Close {
-        code: 1011,
-        word: "store_unavailable",
-        text: "store_unavailable: reconnect with since",
-    };
-    const SHUTDOWN: Close = Close {
-        code: 1012,
-        word: "shutdown",
-        text: "service restart: reconnect with since",
-    };
-    const UNAUTHORIZED: Close = Close {
-        code: 4001,
-        word: "unauthorized",
-        text: "unauthorized",
-    };
-    const AUTH_TIMEOUT: Close = Close {
-        code: 4008,
-        word: "auth_timeout",
-        text: "auth_timeout: send an auth frame first",
-    };
-    const SLOW: Close = Close {
-        code: 4009,
-        word: "slow_consumer",
-        text: "slow_consumer: reconnect with since",
-    };
-    const PING_TIMEOUT: Close = Close {
-        code: 4010,
-        word: "ping_timeout",
-        text: "ping_timeout: no pong in time",
-    };
-
-    /// A slow peer's queue is the problem: it resumes with `since` instead.
-    fn sends_queued_frames(self) -> bool {
-        self != Close::SLOW
-    }
+/// A slow peer's queue is the problem: it resumes with `since` instead.
+fn sends_queued_frames(close: Disconnect) -> bool {
+    close != Disconnect::SLOW
 }
 
 /// Why the connection ends; the first one recorded wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ending {
-    Server(Close),
+    Server(Disconnect),
     /// The peer closed or vanished; nothing is left to tell it.
     Peer(&'static str),
 }
@@ -155,47 +98,11 @@ impl Ending {
     }
 
     fn from_hub(reason: DisconnectReason) -> Ending {
-        match reason {
-            DisconnectReason::Slow => Ending::Server(Close::SLOW),
-            DisconnectReason::Unavailable => Ending::Server(Close::UNAVAILABLE),
-            DisconnectReason::Shutdown => Ending::Server(Close::SHUTDOWN),
-            DisconnectReason::Gone => Ending::Peer("gone"),
-        }
+        reason
+            .server_close()
+            .map_or(Ending::Peer(disconnect::GONE), Ending::Server)
     }
 }
-
-/// Frames a client may send.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum ClientFrame {
-    Auth {
-        token: String,
-        since: Option<u64>,
-    },
-    Subscribe {
-        #[serde(rename = "accountId")]
-        account_id: String,
-        since: Option<u64>,
-    },
-    Ping,
-}
-
-#[derive(Serialize)]
-struct SnapshotFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    data: &'a Snapshot,
-}
-
-#[derive(Serialize)]
-struct ErrorFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    code: &'a str,
-    message: String,
-}
-
-const PONG_FRAME: &str = r#"{"type":"pong"}"#;
 
 pub fn router(ctx: Context) -> Router {
     Router::new().route("/ws", get(upgrade)).with_state(ctx)
@@ -205,7 +112,7 @@ pub fn router(ctx: Context) -> Router {
 #[serde(deny_unknown_fields)]
 struct WsQuery {
     token: Option<String>,
-    since: Option<u64>,
+    since: Option<String>,
 }
 
 /// A token given with the upgrade request, checked before upgrading.
@@ -241,8 +148,13 @@ async fn upgrade(
         Some(Ok(claims)) => Credential::Verified(claims),
         Some(Err(e)) => Credential::Refused(e),
     };
+    let since = query
+        .since
+        .as_deref()
+        .map(subscribe::parse_since_text)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let max = ctx.limits.max_message_bytes;
-    let since = query.since;
     Ok(ws
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
@@ -277,13 +189,8 @@ impl Outbox {
     }
 
     fn error(&self, code: &str, message: impl Display) {
-        let frame = ErrorFrame {
-            kind: "error",
-            code,
-            message: message.to_string(),
-        };
-        if let Ok(text) = serde_json::to_string(&frame) {
-            self.text(text.into());
+        if let Ok(text) = wire::ws_error(code, &message.to_string()) {
+            self.text(text);
         }
     }
 }
@@ -291,13 +198,10 @@ impl Outbox {
 impl Sink for Outbox {
     fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError> {
         let frame = match msg {
-            Outbound::Event(published) => published.ws_frame().clone(),
-            Outbound::Snapshot(snapshot) => serde_json::to_string(&SnapshotFrame {
-                kind: "snapshot",
-                data: snapshot,
-            })
-            .map_err(|_| SinkError::Closed)?
-            .into(),
+            Outbound::Event(published) => wire::ws_frame(published),
+            Outbound::Snapshot(snapshot) => {
+                wire::ws_snapshot(snapshot).map_err(|_| SinkError::Closed)?
+            }
         };
         self.queue
             .try_send(Message::Text(frame))
@@ -337,7 +241,7 @@ async fn serve(
         id,
         outbox,
         claims: None,
-        subs: Vec::new(),
+        subs: Subscriptions::default(),
         bad_frames: 0,
     };
     match credential {
@@ -348,9 +252,7 @@ async fn serve(
     let readable = conn.run(stream, ending_rx.clone()).await;
 
     // Nothing more is offered to this connection from here on.
-    for sub in conn.subs.drain(..) {
-        conn.ctx.hub.unsubscribe(&sub);
-    }
+    conn.subs.release(&conn.ctx.hub);
     // The writer ends within CLOSE_GRACE on every path once an ending is set.
     let _ = writer.await;
     if let Some(stream) = readable {
@@ -358,10 +260,10 @@ async fn serve(
         // of being reset with unread data.
         let _ = tokio::time::timeout(CLOSE_GRACE, drain(stream)).await;
     }
-    let ending = (*ending_rx.borrow()).unwrap_or(Ending::Peer("client_closed"));
+    let ending = (*ending_rx.borrow()).unwrap_or(Ending::Peer(disconnect::CLIENT_CLOSED));
     permit.set_close_reason(ending.word());
     let code = match ending {
-        Ending::Server(close) => Some(close.code),
+        Ending::Server(close) => Some(close.ws_code),
         Ending::Peer(_) => None,
     };
     tracing::info!(
@@ -388,7 +290,7 @@ struct Connection {
     id: u64,
     outbox: Arc<Outbox>,
     claims: Option<Claims>,
-    subs: Vec<Arc<Subscription>>,
+    subs: Subscriptions,
     bad_frames: u32,
 }
 
@@ -416,14 +318,14 @@ impl Connection {
             tokio::select! {
                 biased;
                 _ = ending.wait_for(Option::is_some) => break,
-                () = &mut shutdown => self.outbox.end(Ending::Server(Close::SHUTDOWN)),
+                () = &mut shutdown => self.outbox.end(Ending::Server(Disconnect::SHUTDOWN)),
                 () = &mut auth_deadline, if self.claims.is_none() => {
-                    self.outbox.error("unauthorized", format!(
+                    self.outbox.error(Disconnect::UNAUTHORIZED.word, format!(
                         "no auth frame within {:?}", limits.auth_timeout));
-                    self.outbox.end(Ending::Server(Close::AUTH_TIMEOUT));
+                    self.outbox.end(Ending::Server(Disconnect::AUTH_TIMEOUT));
                 }
                 () = &mut pong_deadline, if awaiting_pong => {
-                    self.outbox.end(Ending::Server(Close::PING_TIMEOUT));
+                    self.outbox.end(Ending::Server(Disconnect::PING_TIMEOUT));
                 }
                 _ = ping.tick(), if !awaiting_pong => {
                     if self.outbox.queue.try_send(Message::Ping(Bytes::new())).is_ok() {
@@ -439,19 +341,19 @@ impl Connection {
                     Some(Ok(Message::Pong(_))) => awaiting_pong = false,
                     // tungstenite answers pings itself.
                     Some(Ok(Message::Ping(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => self.outbox.end(Ending::Peer("client_closed")),
+                    Some(Ok(Message::Close(_))) | None => self.outbox.end(Ending::Peer(disconnect::CLIENT_CLOSED)),
                     Some(Err(e)) if too_large(&e) => {
                         // The rest of the oversized frame is still unread:
                         // reading on would buffer it, so the reader stops here.
                         readable = false;
                         self.outbox.error("too_large", format!(
                             "frames are limited to {} bytes", limits.max_message_bytes));
-                        self.outbox.end(Ending::Server(Close::TOO_LARGE));
+                        self.outbox.end(Ending::Server(Disconnect::TOO_LARGE));
                     }
                     Some(Err(e)) => {
                         tracing::debug!(connection = self.id, error = %e, "websocket read failed");
                         readable = false;
-                        self.outbox.end(Ending::Peer("transport_error"));
+                        self.outbox.end(Ending::Peer(disconnect::TRANSPORT_ERROR));
                     }
                 },
             }
@@ -460,85 +362,80 @@ impl Connection {
     }
 
     fn on_text(&mut self, text: &str) {
-        let frame = match serde_json::from_str::<ClientFrame>(text) {
+        let frame = match wire::ws_client_frame(text) {
             Ok(frame) => frame,
-            Err(e) => {
-                return self.bad_frame(
-                    "bad_request",
-                    format!(
-                        "expected {{\"type\": \"auth\" | \"subscribe\" | \"ping\", …}} as JSON: {e}"
-                    ),
-                );
-            }
+            Err(message) => return self.bad_frame("bad_request", message),
         };
         match frame {
-            ClientFrame::Ping => self.outbox.text(Utf8Bytes::from_static(PONG_FRAME)),
-            ClientFrame::Auth { .. } if self.claims.is_some() => {
+            WsClientFrame::Ping => self.outbox.text(Utf8Bytes::from_static(wire::WS_PONG)),
+            WsClientFrame::Auth { .. } if self.claims.is_some() => {
                 self.bad_frame("bad_request", "already authenticated");
             }
-            ClientFrame::Auth { token, since } => match self.ctx.jwt.verify(&token) {
-                Ok(claims) => self.authenticated(claims, since),
-                Err(e) => self.refuse(e),
-            },
-            ClientFrame::Subscribe { account_id, since } => self.subscribe(account_id, since),
+            WsClientFrame::Auth { token, since } => {
+                let since = match subscribe::parse_since(since) {
+                    Ok(since) => since,
+                    Err(e) => return self.bad_frame(e.code(), e),
+                };
+                match self.ctx.jwt.verify(&token) {
+                    Ok(claims) => self.authenticated(claims, since),
+                    Err(e) => self.refuse(e),
+                }
+            }
+            WsClientFrame::Subscribe { account_id, since } => self.subscribe(account_id, since),
         }
     }
 
     fn authenticated(&mut self, claims: Claims, since: Option<u64>) {
         tracing::info!(transport = "websocket", connection = self.id, account = %claims.account_id,
             user = %claims.sub, since, "connection authenticated");
-        let account = claims.account_id.clone();
-        self.claims = Some(claims);
         self.subs
-            .push(self.ctx.hub.subscribe(&account, since, self.outbox.clone()));
+            .join_own(&self.ctx.hub, &claims, since, self.outbox.clone());
+        self.claims = Some(claims);
     }
 
     fn refuse(&mut self, e: AuthError) {
-        self.outbox.error("unauthorized", &e);
-        self.outbox.end(Ending::Server(Close::UNAUTHORIZED));
+        self.outbox.error(Disconnect::UNAUTHORIZED.word, &e);
+        self.outbox.end(Ending::Server(Disconnect::UNAUTHORIZED));
     }
 
-    /// An admin watches another account; a non-admin gets `forbidden` and nothing else.
-    fn subscribe(&mut self, account: String, since: Option<u64>) {
-        let Some(claims) = &self.claims else {
-            return self.bad_frame(
-                "unauthorized",
-                "send {\"type\": \"auth\", \"token\": …} first",
-            );
+    /// An admin watches another account; a non-admin gets `forbidden` and
+    /// nothing else. A frame that could never succeed (no auth yet, a bad
+    /// account id or `since`) counts as a bad frame.
+    fn subscribe(&mut self, account: String, since: Option<&RawValue>) {
+        let parsed = match self.claims {
+            None => Err(SubscribeError::NotAuthenticated),
+            Some(_) => SubscribeRequest::parse(account, since),
         };
-        if !event::valid_account_id(&account) {
-            return self.bad_frame("bad_request", format!("invalid accountId {account:?}"));
+        let added = parsed.and_then(|req| {
+            let requested = req.account_id.clone();
+            let max = self.ctx.limits.max_subscriptions;
+            let claims = self.claims.as_ref();
+            self.subs
+                .add(&self.ctx.hub, claims, req, max, self.outbox.clone())
+                .inspect_err(|e| {
+                    if let (SubscribeError::Forbidden(_), Some(claims)) = (e, claims) {
+                        tracing::info!(transport = "websocket", connection = self.id,
+                            account = %claims.account_id, requested = %requested,
+                            "subscription refused: forbidden");
+                    }
+                })
+        });
+        match added {
+            Ok(()) => {}
+            Err(
+                e @ (SubscribeError::NotAuthenticated
+                | SubscribeError::BadAccount(_)
+                | SubscribeError::BadSince),
+            ) => self.bad_frame(e.code(), e),
+            Err(e) => self.outbox.error(e.code(), e),
         }
-        if !claims.may_read(&account) {
-            tracing::info!(transport = "websocket", connection = self.id, account = %claims.account_id,
-                requested = %account, "subscription refused: forbidden");
-            return self.outbox.error(
-                "forbidden",
-                format!("this token may not subscribe to account {account}"),
-            );
-        }
-        if self.subs.iter().any(|s| s.account_id == account) {
-            return self.outbox.error(
-                "bad_request",
-                format!("already subscribed to account {account}"),
-            );
-        }
-        let max = self.ctx.limits.max_subscriptions;
-        if self.subs.len() >= max {
-            return self.outbox.error(
-                "too_many_subscriptions",
-                format!("at most {max} subscriptions per connection"),
-            );
-        }
-        self.subs
-            .push(self.ctx.hub.subscribe(&account, since, self.outbox.clone()));
     }
 
     fn bad_frame(&mut self, code: &str, message: impl Display) {
         self.bad_frames += 1;
         self.outbox.error(code, message);
         if self.bad_frames > MAX_BAD_FRAMES {
-            self.outbox.end(Ending::Server(Close::BAD_FRAMES));
+            self.outbox.end(Ending::Server(Disconnect::BAD_REQUEST));
         }
     }
 }
@@ -578,14 +475,14 @@ async fn write(
     let goodbye = async {
         match ending {
             Some(Ending::Server(close)) => {
-                if close.sends_queued_frames() {
+                if sends_queued_frames(close) {
                     while let Ok(msg) = queue.try_recv() {
                         sink.feed(msg).await?;
                     }
                 }
                 let frame = CloseFrame {
-                    code: close.code,
-                    reason: Utf8Bytes::from_static(close.text),
+                    code: close.ws_code,
+                    reason: Utf8Bytes::from_static(close.ws_text),
                 };
                 sink.send(Message::Close(Some(frame))).await
             }

@@ -19,7 +19,7 @@
   /** @typedef {import('../src/index.js').StatushubClient} Client */
   /** @typedef {import('../src/index.js').HubState} HubState */
   /** @typedef {import('../src/index.js').EventMeta} EventMeta */
-  /** @typedef {'phones' | 'credentials' | 'monitors' | 'jobs'} Section */
+  /** @typedef {import('../src/index.js').Section} Section */
 
   /** @param {string} id */
   const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -69,21 +69,6 @@
       }
     }
     return storage.get();
-  }
-
-  /**
-   * The token's claims, for display and an early "expired" message. Not verified: the hub
-   * verifies it; a token this page cannot read is still sent and refused there.
-   * @param {string} token
-   * @returns {{ account_id?: unknown, sub?: unknown, exp?: unknown, role?: unknown }}
-   */
-  function claims(token) {
-    try {
-      const part = token.split('.')[1] ?? '';
-      return JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))) ?? {};
-    } catch {
-      return {};
-    }
   }
 
   // ---- formatting ----------------------------------------------------------------------------
@@ -200,14 +185,6 @@
     },
   };
 
-  /** Event name -> the section and key it changes. @type {Record<string, (d: any) => [Section, unknown]>} */
-  const eventTargets = {
-    phone_status_changed: (d) => ['phones', d?.phoneNumberId],
-    status_sync: (d) => ['credentials', d?.provider],
-    health_changed: (d) => ['monitors', d?.monitorId],
-    sync_progress: (d) => ['jobs', d?.syncId],
-  };
-
   /** @param {Section} name @param {HubState} state @param {Set<string>} flash */
   function renderSection(name, state, flash) {
     const entries = Object.entries(state[name]).sort(([a], [b]) => a.localeCompare(b));
@@ -230,7 +207,7 @@
 
   /** @param {HubState} state @param {Set<string>} [flash] */
   function render(state, flash = new Set()) {
-    for (const name of /** @type {Section[]} */ (['phones', 'credentials', 'monitors', 'jobs'])) {
+    for (const name of Statushub.SECTIONS) {
       // The reducer keeps untouched maps identical: redraw only what changed.
       if (!shown || shown[name] !== state[name] || shown.accountId !== state.accountId) renderSection(name, state, flash);
     }
@@ -353,7 +330,8 @@
 
   /** @param {string} token */
   function start(token) {
-    const c = claims(token);
+    // Not verified: the hub verifies the token; a token this page cannot read is still sent and refused there.
+    const c = Statushub.decodeClaims(token);
     const account = c.account_id == null ? null : String(c.account_id);
     if (typeof c.exp === 'number' && c.exp * 1000 < Date.now()) {
       storage.set(null);
@@ -406,9 +384,9 @@
       lastError = e.message;
     });
     hub.onAny((event, data, meta) => {
-      const target = eventTargets[event]?.(data);
+      const target = Statushub.eventSection(event, data);
       const flash = new Set();
-      if (target && target[1] != null && meta?.accountId === hub.getState().accountId) {
+      if (target && meta?.accountId === hub.getState().accountId) {
         const key = `${target[0]}:${target[1]}`;
         changedAt.set(key, meta.publishedAt);
         flash.add(key);

@@ -4,7 +4,9 @@
  */
 import { io as socketIo } from 'socket.io-client';
 import type { ManagerOptions, SocketOptions } from 'socket.io-client';
+import { DISCONNECT_NOTICE } from './disconnect.js';
 import { applyEvent, applySnapshot, initialState, isSnapshot } from './state.js';
+import { tokenAccount } from './token.js';
 import type { HubState } from './state.js';
 import type {
   CustomEventData,
@@ -92,23 +94,8 @@ const MAX_PENDING = 1000;
 const MAX_REFRESHES = 3;
 /** Consecutive gap resyncs without an in-order event before giving up. */
 const MAX_RESYNCS = 3;
-/** The hub's notice, sent just before it ends a session it wants the client to resume. */
-const DISCONNECT_NOTICE = 'statushub:disconnect';
 /** A session that lasted this long was healthy: the next cut-off reconnects at once again. */
 const CUTOFF_RESET_MS = 30_000;
-
-/** The `account_id` claim of a JWT, without verifying it; `undefined` when unreadable. */
-function tokenAccount(token: string): string | undefined {
-  try {
-    const payload = token.split('.')[1];
-    if (!payload) return undefined;
-    const claims: unknown = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/')));
-    const id = (claims as { account_id?: unknown } | null)?.account_id;
-    return id == null ? undefined : String(id);
-  } catch {
-    return undefined;
-  }
-}
 
 const toError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
 

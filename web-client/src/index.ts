@@ -8,6 +8,10 @@ export type {
   StatushubClient,
   Unsubscribe,
 } from './client.js';
-export { applyEvent, applySnapshot, initialState, reduceData } from './state.js';
-export type { EventOutcome, HubState } from './state.js';
+export { DISCONNECT_NOTICE, PEER_REASONS, RECONNECT_REASONS, TERMINAL_REASONS } from './disconnect.js';
+export type { DisconnectNotice, DisconnectReason } from './disconnect.js';
+export { applyEvent, applySnapshot, eventSection, initialState, reduceData, SECTIONS } from './state.js';
+export type { EventOutcome, HubState, Section } from './state.js';
+export { decodeClaims, tokenAccount } from './token.js';
+export type { TokenClaims } from './token.js';
 export type * from './types.js';

@@ -4,6 +4,10 @@
  */
 import type { HubEvent, MonitorState, PhoneStatusChanged, Snapshot, StatusSync, SyncProgress } from './types.js';
 
+/** The snapshot's sections, in the order a page shows them: the one list of them. */
+export const SECTIONS = ['phones', 'credentials', 'monitors', 'jobs'] as const;
+export type Section = (typeof SECTIONS)[number];
+
 export interface HubState {
   /** `null` until the first snapshot (the baseline) arrived. */
   readonly accountId: string | null;
@@ -58,15 +62,12 @@ export function isSnapshot(value: unknown): value is Snapshot {
 export function applySnapshot(state: HubState, snapshot: Snapshot): HubState {
   const accountId = String(snapshot.accountId);
   if (!snapshot.reset && state.accountId === accountId && snapshot.seq < state.seq) return state;
-  const map = <T>(v: Record<string, T> | undefined): Record<string, T> => (isObject(v) ? { ...v } : {});
-  return {
-    accountId,
-    seq: snapshot.seq,
-    phones: map(snapshot.phones),
-    credentials: map(snapshot.credentials),
-    monitors: map(snapshot.monitors),
-    jobs: map(snapshot.jobs),
-  };
+  const next: Record<string, unknown> = { accountId, seq: snapshot.seq };
+  for (const name of SECTIONS) {
+    const section: unknown = snapshot[name];
+    next[name] = isObject(section) ? { ...section } : {};
+  }
+  return next as unknown as HubState;
 }
 
 /** Applies one event if it is the next in sequence; see {@link EventOutcome}. */
@@ -80,10 +81,8 @@ export function applyEvent(state: HubState, ev: HubEvent): EventOutcome {
   return { type: 'applied', state: { ...reduceData(state, ev.event, ev.data), seq: meta.seq } };
 }
 
-type MapName = 'phones' | 'credentials' | 'monitors' | 'jobs';
-
-/** Which map an event updates, under which key, with which value (`undefined` removes the key). */
-const targets: Record<string, (d: Record<string, unknown>) => [MapName, unknown, unknown]> = {
+/** Which section an event updates, under which key, with which value (`undefined` removes the key). */
+const targets: Record<string, (d: Record<string, unknown>) => [Section, unknown, unknown]> = {
   phone_status_changed: (d) => ['phones', d.phoneNumberId, d],
   status_sync: (d) => ['credentials', d.provider, d],
   health_changed: (d) => ['monitors', d.monitorId, d.current],
@@ -105,4 +104,12 @@ export function reduceData(state: HubState, event: string, data: unknown): HubSt
     return { ...state, [name]: rest };
   }
   return { ...state, [name]: { ...state[name], [key]: value } };
+}
+
+/** The section and key an event changes; `undefined` for custom events and payloads without their key. */
+export function eventSection(event: string, data: unknown): [Section, string] | undefined {
+  const target = Object.hasOwn(targets, event) ? targets[event] : undefined;
+  if (!target || !isObject(data)) return undefined;
+  const [name, key] = target(data);
+  return typeof key === 'string' || typeof key === 'number' ? [name, String(key)] : undefined;
 }

@@ -1,0 +1,241 @@
+//! The one subscribe path: the rules that decide whether a connection may
+//! follow an account, shared by every transport so they can never disagree.
+//!
+//! A transport turns what its client sent into a [`SubscribeRequest`]
+//! ([`SubscribeRequest::parse`] checks the account id and the `since`
+//! field), and asks a connection's [`Subscriptions`] to add it: the token
+//! must be the account's own or an admin's, the account not already
+//! followed on this connection, and the connection under
+//! `--max-subscriptions`. A refusal is a [`SubscribeError`] whose
+//! [`code`](SubscribeError::code) is the contract's stable word; the
+//! transport only encodes it (an `error` frame, an ack, a `connect_error`,
+//! an HTTP error).
+//!
+//! A repeated subscribe to an account the connection already follows is
+//! refused with `bad_request` ("already subscribed"), on every transport, as
+//! Centrifugo refuses it ("already subscribed"): the first subscription keeps
+//! its place in the stream, and a client that wants a different resume point
+//! reconnects.
+//!
+//! Later request fields (an `epoch`, a `filter`) belong in
+//! [`SubscribeRequest`] and are checked here, once.
+
+use crate::{
+    auth::Claims,
+    event,
+    hub::{Hub, Sink, Subscription},
+};
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// What a client asked to follow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscribeRequest {
+    pub account_id: String,
+    /// The last seq the client saw; `None` asks for a snapshot.
+    pub since: Option<u64>,
+}
+
+/// Why a subscription was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("not authenticated: send a token first")]
+    NotAuthenticated,
+    #[error("invalid accountId {0:?}")]
+    BadAccount(String),
+    #[error("since must be a non-negative integer")]
+    BadSince,
+    #[error("this token may not subscribe to account {0}")]
+    Forbidden(String),
+    #[error("already subscribed to account {0}")]
+    AlreadySubscribed(String),
+    #[error("at most {0} subscriptions per connection")]
+    TooMany(usize),
+}
+
+impl SubscribeError {
+    /// The stable word clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubscribeError::NotAuthenticated => "unauthorized",
+            SubscribeError::BadAccount(_)
+            | SubscribeError::BadSince
+            | SubscribeError::AlreadySubscribed(_) => "bad_request",
+            SubscribeError::Forbidden(_) => "forbidden",
+            SubscribeError::TooMany(_) => "too_many_subscriptions",
+        }
+    }
+}
+
+impl SubscribeRequest {
+    /// A request from a client's fields: the account id must be valid and
+    /// `since`, when given, a JSON number or numeric string (null means none).
+    pub fn parse(account_id: String, since: Option<&RawValue>) -> Result<Self, SubscribeError> {
+        if !event::valid_account_id(&account_id) {
+            return Err(SubscribeError::BadAccount(account_id));
+        }
+        Ok(SubscribeRequest {
+            account_id,
+            since: parse_since(since)?,
+        })
+    }
+}
+
+/// `since` as JSON: a non-negative integer, as a number or a numeric string;
+/// `null` or absent means none. Kept raw until here so that a number JSON
+/// cannot hold as a float (`1e400`) is refused as a bad `since`, not as a
+/// malformed message. Floats, negatives and numbers past `u64` are refused.
+pub fn parse_since(raw: Option<&RawValue>) -> Result<Option<u64>, SubscribeError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = raw.get().trim();
+    if text == "null" {
+        return Ok(None);
+    }
+    if text.starts_with('"') {
+        let s: String = serde_json::from_str(text).map_err(|_| SubscribeError::BadSince)?;
+        return parse_since_text(&s).map(Some);
+    }
+    parse_since_text(text).map(Some)
+}
+
+/// `since` as text (a query parameter, a numeric string): decimal digits only.
+pub fn parse_since_text(text: &str) -> Result<u64, SubscribeError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(SubscribeError::BadSince);
+    }
+    text.parse().map_err(|_| SubscribeError::BadSince)
+}
+
+/// A connection's subscriptions, so it is checked against what it already
+/// follows and can release them all when it ends.
+#[derive(Default)]
+pub struct Subscriptions {
+    held: Vec<Arc<Subscription>>,
+}
+
+impl Subscriptions {
+    /// The connection's own account, joined on connect: a verified token may
+    /// always follow its own account.
+    pub fn join_own(
+        &mut self,
+        hub: &Arc<Hub>,
+        claims: &Claims,
+        since: Option<u64>,
+        sink: Arc<dyn Sink>,
+    ) {
+        self.held
+            .push(hub.subscribe(&claims.account_id, since, sink));
+    }
+
+    /// Whether `claims` may add `req` now; [`add`](Self::add) checks the same.
+    pub fn check(
+        &self,
+        claims: Option<&Claims>,
+        req: &SubscribeRequest,
+        max: usize,
+    ) -> Result<(), SubscribeError> {
+        let claims = claims.ok_or(SubscribeError::NotAuthenticated)?;
+        if !claims.may_read(&req.account_id) {
+            return Err(SubscribeError::Forbidden(req.account_id.clone()));
+        }
+        if self.held.iter().any(|s| s.account_id == req.account_id) {
+            return Err(SubscribeError::AlreadySubscribed(req.account_id.clone()));
+        }
+        if self.held.len() >= max {
+            return Err(SubscribeError::TooMany(max));
+        }
+        Ok(())
+    }
+
+    /// Subscribes the connection to another account (an admin's), after the checks.
+    pub fn add(
+        &mut self,
+        hub: &Arc<Hub>,
+        claims: Option<&Claims>,
+        req: SubscribeRequest,
+        max: usize,
+        sink: Arc<dyn Sink>,
+    ) -> Result<(), SubscribeError> {
+        self.check(claims, &req, max)?;
+        self.held
+            .push(hub.subscribe(&req.account_id, req.since, sink));
+        Ok(())
+    }
+
+    /// Forgets every subscription; nothing is offered to the connection after this.
+    pub fn release(&mut self, hub: &Hub) {
+        for sub in self.held.drain(..) {
+            hub.unsubscribe(&sub);
+        }
+    }
+
+    /// Drops the handles without telling a hub (when the hub is already gone).
+    pub fn clear(&mut self) {
+        self.held.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn since_is_a_number_or_numeric_string() {
+        assert_eq!(parse_since(None), Ok(None));
+        assert_eq!(parse_since(Some(&raw("null"))), Ok(None));
+        assert_eq!(parse_since(Some(&raw("0"))), Ok(Some(0)));
+        assert_eq!(parse_since(Some(&raw("42"))), Ok(Some(42)));
+        assert_eq!(parse_since(Some(&raw("\"42\""))), Ok(Some(42)));
+        assert_eq!(
+            parse_since(Some(&raw("18446744073709551615"))),
+            Ok(Some(u64::MAX))
+        );
+        for bad in [
+            "1e400",
+            "-1e400",
+            "-1",
+            "1.5",
+            "1.0",
+            "1e2",
+            "18446744073709551616",
+            "\"-1\"",
+            "\"1e400\"",
+            "\"\"",
+            "\" 1\"",
+            "true",
+            "[]",
+            "{}",
+        ] {
+            assert_eq!(
+                parse_since(Some(&raw(bad))),
+                Err(SubscribeError::BadSince),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_account_id_is_a_bad_request() {
+        let err = SubscribeRequest::parse("../x".into(), None).unwrap_err();
+        assert_eq!(err.code(), "bad_request");
+    }
+
+    #[test]
+    fn codes_are_the_contract_words() {
+        assert_eq!(SubscribeError::NotAuthenticated.code(), "unauthorized");
+        assert_eq!(SubscribeError::Forbidden("a".into()).code(), "forbidden");
+        assert_eq!(
+            SubscribeError::AlreadySubscribed("a".into()).code(),
+            "bad_request"
+        );
+        assert_eq!(SubscribeError::TooMany(2).code(), "too_many_subscriptions");
+        assert_eq!(
+            SubscribeError::BadSince.to_string(),
+            "since must be a non-negative integer"
+        );
+    }
+}
