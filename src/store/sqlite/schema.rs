@@ -52,6 +52,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, id)
     ) WITHOUT ROWID;
 "#,
+    // The epoch names this database's sequences (see `Snapshot::epoch`): a
+    // new data dir starts new sequences, so it gets a new epoch; an existing
+    // one gets its epoch here, once.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))));
+"#,
 ];
 
 pub(super) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
