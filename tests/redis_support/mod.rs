@@ -106,15 +106,28 @@ impl Drop for Prefix {
 pub struct OwnRedis {
     pub port: u16,
     child: Option<Child>,
+    /// Its working directory (an AOF turned on by a test lands here).
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl OwnRedis {
     pub fn start() -> Self {
+        OwnRedis::start_with(&[])
+    }
+
+    /// Starts one with extra `redis-server` arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a spare port")
             .port();
-        let mut redis = OwnRedis { port, child: None };
+        let mut redis = OwnRedis {
+            port,
+            child: None,
+            dir: tempfile::tempdir().expect("a temp dir"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
         redis.restart();
         redis
     }
@@ -129,6 +142,9 @@ impl OwnRedis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -112,12 +112,7 @@ impl Writer {
         pipe.ignore_errors();
         let mut prepared = Vec::with_capacity(batch.len());
         for job in batch {
-            match self.prepare(job, &mut pipe) {
-                Ok(p) => prepared.push(p),
-                Err((job, e)) => {
-                    let _ = job.reply.send(Err(e));
-                }
-            }
+            prepared.extend(self.prepare(job, &mut pipe));
         }
         if prepared.is_empty() {
             return;
@@ -154,19 +149,13 @@ impl Writer {
                 value => self.settle(p, &value, retry).await,
             }
         }
-        if reload {
-            if let Err(e) = conn::bounded(SCRIPTS.append.load_async(&mut self.conn)).await {
-                tracing::warn!(error = %e, "could not load the append script");
-            }
+        if reload && let Err(e) = conn::bounded(SCRIPTS.append.load_async(&mut self.conn)).await {
+            tracing::warn!(error = %e, "could not load the append script");
         }
     }
 
-    /// Builds the script call for one draft, or refuses it.
-    fn prepare(
-        &mut self,
-        job: Job,
-        pipe: &mut redis::Pipeline,
-    ) -> Result<Prepared, (Job, StoreError)> {
+    /// Builds the script call for one draft, or answers it with why not.
+    fn prepare(&mut self, job: Job, pipe: &mut redis::Pipeline) -> Option<Prepared> {
         let draft = &job.draft;
         let keys = self.keys.account(&draft.account_id);
         let (fingerprint, idem_key) = match &draft.idempotency {
@@ -193,7 +182,8 @@ impl Writer {
                         let data = match serde_json::value::to_raw_value(&data) {
                             Ok(data) => data,
                             Err(e) => {
-                                return Err((job, StoreError::Unavailable(e.to_string())));
+                                let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
+                                return None;
                             }
                         };
                         let next = entry.map(|e| e.to_string());
@@ -239,7 +229,7 @@ impl Writer {
             .arg(&draft.id)
             .arg(&draft.published_at)
             .arg(&keys.channel);
-        Ok(Prepared {
+        Some(Prepared {
             job,
             entry: entry_key,
             next,
