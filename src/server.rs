@@ -9,7 +9,7 @@ use crate::{
     heartbeat::{Heartbeat, HeartbeatError},
     hub::Hub,
     rate_limit::PublishLimiter,
-    store::{StoreError, Stores},
+    store::{RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
 };
 use axum::{
@@ -58,12 +58,6 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    if config.redis_url.is_some() {
-        return Err(ServerError::Config {
-            setting: "STATUSHUB_REDIS_URL (--redis-url)",
-            reason: "cluster mode on Redis is not available in this build yet; unset it to run a single node".into(),
-        });
-    }
     let origins =
         OriginPolicy::new(&config.allowed_origins).map_err(|reason| ServerError::Config {
             setting: "STATUSHUB_ALLOWED_ORIGINS (--allowed-origins)",
@@ -71,7 +65,10 @@ pub async fn run(
         })?;
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
     // Moved apart, not kept whole: the store closes when its last holder lets go.
-    let Stores { log, monitors } = Stores::sqlite(&config.data_dir, config.retention, feed_tx)?;
+    let Stores { log, monitors } = match &config.redis_url {
+        Some(url) => Stores::shared(Arc::new(open_redis(url, &config, feed_tx).await?)),
+        None => Stores::sqlite(&config.data_dir, config.retention, feed_tx)?,
+    };
     let hub = Hub::start(log, feed_rx, config.limits.clone());
     let store_closed = hub.stopped();
     let heartbeat = Arc::new(Heartbeat::start(hub.clone(), monitors, &config.monitors).await?);
@@ -178,6 +175,28 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the Redis store (cluster mode); the data dir is not used then.
+async fn open_redis(
+    url: &str,
+    config: &Config,
+    feed: mpsc::Sender<Arc<crate::event::Event>>,
+) -> Result<RedisStore, ServerError> {
+    let store = RedisStore::open(&RedisSettings::new(url), config.retention, feed)
+        .await
+        .map_err(|e| ServerError::Config {
+            setting: "STATUSHUB_REDIS_URL (--redis-url)",
+            reason: e.to_string(),
+        })?;
+    tracing::info!(
+        "store: Redis (events, snapshots, idempotency records and monitors; the data dir is not used)"
+    );
+    store.check_durability().await;
+    tracing::warn!(
+        "cluster mode is incomplete in this build: cross-node fan-out is not implemented, so clients receive only events published through the node they are connected to, and every node checks every monitor; run a single node against Redis for now"
+    );
+    Ok(store)
 }
 
 /// CORS answers from the same origin policy that guards WebSocket upgrades.
