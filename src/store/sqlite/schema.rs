@@ -83,3 +83,34 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(conn: &Connection) -> String {
+        conn.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+            r.get(0)
+        })
+        .expect("an epoch")
+    }
+
+    #[test]
+    fn a_database_from_before_epochs_gets_one_and_keeps_it() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // The schema as it was before the epoch migration.
+        for sql in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        migrate(&mut conn).unwrap();
+        let first = epoch(&conn);
+        assert_eq!(first.len(), 16, "{first}");
+        migrate(&mut conn).unwrap();
+        assert_eq!(epoch(&conn), first, "migrating again changes nothing");
+
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        assert_ne!(epoch(&fresh), first, "a new database, a new epoch");
+    }
+}
