@@ -147,6 +147,30 @@ async fn derived_entries_stay_exact_across_two_nodes() {
     }
 }
 
+/// Appends that arrive together share a pipeline (one round trip), as
+/// SQLite's share a commit, instead of one round trip each.
+#[tokio::test]
+async fn concurrent_appends_share_round_trips() {
+    let prefix = Prefix::fresh();
+    let (store, _feed) = prefix.open(Retention::default()).await;
+    let appends = (0..200).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let account = if i % 2 == 0 { "a" } else { "b" };
+            seq_of(&*store, draft(account, json!({ "i": i }))).await
+        })
+    });
+    for done in futures::future::join_all(appends).await {
+        done.unwrap();
+    }
+    let trips = store.append_round_trips();
+    assert!(
+        trips <= 20,
+        "200 concurrent appends took {trips} round trips"
+    );
+    assert_eq!(store.snapshot("a").await.unwrap().seq, 100);
+}
+
 /// Asserts that `call` fails as `Unavailable` within the outage bound.
 async fn fails_in_time<T: std::fmt::Debug>(
     what: &str,

@@ -52,7 +52,14 @@ use crate::config::Retention;
 use keys::Keys;
 use redis::aio::ConnectionManager;
 use serde_json::Value;
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 use tokio::sync::{mpsc, oneshot};
 use writer::{Job, MAX_BATCH, Writer};
 
@@ -62,6 +69,7 @@ const APPEND_TIMEOUT: Duration = Duration::from_millis(1800);
 
 pub struct RedisStore {
     conn: ConnectionManager,
+    round_trips: Arc<AtomicU64>,
     keys: Keys,
     retention: Retention,
     jobs: mpsc::Sender<Job>,
@@ -95,7 +103,9 @@ impl RedisStore {
 
     fn start(conn: ConnectionManager, keys: Keys, retention: Retention, feed: Feed) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
+        let round_trips = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            round_trips: round_trips.clone(),
             conn: conn.clone(),
             keys: keys.clone(),
             retention,
@@ -105,10 +115,17 @@ impl RedisStore {
         tokio::spawn(writer.run(rx));
         RedisStore {
             conn,
+            round_trips,
             keys,
             retention,
             jobs,
         }
+    }
+
+    /// Pipelines the append path has sent so far: appends that arrive
+    /// together share one (for metrics, and to show they are pipelined).
+    pub fn append_round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// What Redis's persistence settings promise for acknowledged events.

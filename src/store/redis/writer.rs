@@ -33,7 +33,10 @@ use redis::{Value, aio::ConnectionManager};
 use serde_json::value::RawValue;
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -57,6 +60,8 @@ pub struct Writer {
     pub feed: Feed,
     /// Believed entry values by `account \0 field`; `None` = absent.
     pub entries: HashMap<String, Option<String>>,
+    /// Pipelines sent so far (round trips of the append path).
+    pub round_trips: Arc<AtomicU64>,
 }
 
 /// A draft made into script arguments.
@@ -117,6 +122,7 @@ impl Writer {
         if prepared.is_empty() {
             return;
         }
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         let replies = conn::bounded(pipe.query_async::<Vec<Value>>(&mut self.conn)).await;
         let replies = match replies {
             Ok(replies) if replies.len() == prepared.len() => replies,
