@@ -238,7 +238,7 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
     let sink: Arc<dyn Sink> = Arc::new(SocketSink {
         socket: socket.clone(),
     });
-    subs.lock().join_own(&hub, &conn.claims, conn.since, sink);
+    subs.lock().join_own(hub, &conn.claims, conn.since, sink);
     socket.extensions.insert(subs.clone());
     tracing::info!(transport = "socketio", socket = %socket.id, account = %conn.claims.account_id,
         user = %conn.claims.sub, since = ?conn.since, "connection opened");
@@ -368,7 +368,7 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
         socket: socket.clone(),
     });
     // Checked again: another subscribe may have landed while the head was read.
-    match subs.lock().add(&hub, Some(&conn.claims), req, max, sink) {
+    match subs.lock().add(hub, Some(&conn.claims), req, max, sink) {
         Ok(()) => json!({ "ok": true, "seq": head }),
         Err(e) => refused(e),
     }
