@@ -42,6 +42,10 @@ impl EventLog for SqliteStore {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))))
     }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.close_now())
+    }
 }
 
 /// An append's result before commit: new events still have to reach the feed.
