@@ -22,6 +22,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start-up: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the hub.
@@ -116,6 +118,12 @@ pub struct ServeArgs {
     /// How long a raw WebSocket client may take to authenticate, e.g. 5s.
     #[arg(long, env = "STATUSHUB_AUTH_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub auth_timeout: Duration,
+    /// How long an HTTP client may take to send a request's headers, e.g. 10s.
+    #[arg(long, env = "STATUSHUB_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// How long an HTTP connection may stay open with no request in flight, e.g. 60s.
+    #[arg(long, env = "STATUSHUB_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
     /// Log format on stderr.
     #[arg(long, env = "STATUSHUB_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -247,6 +255,8 @@ impl ServeArgs {
                 ping_interval: self.ping_interval,
                 ping_timeout: self.ping_timeout,
                 auth_timeout: self.auth_timeout,
+                header_read_timeout: self.header_read_timeout,
+                idle_timeout: self.idle_timeout,
                 ..Limits::default()
             },
             retention: Retention {
@@ -304,6 +314,11 @@ impl ServeArgs {
             ),
             ("STATUSHUB_PING_TIMEOUT (--ping-timeout)", self.ping_timeout),
             ("STATUSHUB_AUTH_TIMEOUT (--auth-timeout)", self.auth_timeout),
+            (
+                "STATUSHUB_HEADER_READ_TIMEOUT (--header-read-timeout)",
+                self.header_read_timeout,
+            ),
+            ("STATUSHUB_IDLE_TIMEOUT (--idle-timeout)", self.idle_timeout),
         ];
         for (setting, value) in nonzero {
             if value.is_zero() {

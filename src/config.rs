@@ -49,6 +49,10 @@ pub struct Limits {
     pub ping_timeout: Duration,
     /// How long a raw WebSocket client may take to send its `auth` frame.
     pub auth_timeout: Duration,
+    /// How long an HTTP client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long an HTTP connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -66,6 +70,8 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             auth_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

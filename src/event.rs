@@ -7,6 +7,8 @@
 //! entry where an event depends on it), so the store can run it inside its
 //! append transaction and the rules are unit-testable without a server.
 
+pub mod json;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json, value::RawValue};
 use std::sync::LazyLock;
@@ -34,11 +36,15 @@ static CUSTOM_NAME: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"^[a-z][a-z0-9_.:-]{0,63}$").expect("static regex"));
 
 /// Account ids appear in paths, room names and tokens: keep them plain.
+/// The one id rule: monitor ids and token claims use it too. Ids made only
+/// of dots (`.`, `..`) are refused: as path segments they mean "here" and
+/// "up", which proxies and clients rewrite.
 pub fn valid_account_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
+        && !id.bytes().all(|b| b == b'.')
 }
 
 /// Checks a backend-chosen event name against the contract.
@@ -331,6 +337,24 @@ mod tests {
                 err.to_string().contains("data must be a JSON object"),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn ids_are_plain_and_not_only_dots() {
+        for ok in [
+            "a",
+            "acc-1",
+            "a.b",
+            ".a",
+            "a..",
+            "user@example.com",
+            &"x".repeat(128),
+        ] {
+            assert!(valid_account_id(ok), "{ok:?} refused");
+        }
+        for bad in ["", ".", "..", "...", "a b", "a/b", "é", &"x".repeat(129)] {
+            assert!(!valid_account_id(bad), "{bad:?} accepted");
         }
     }
 

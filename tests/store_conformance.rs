@@ -45,6 +45,12 @@ macro_rules! conformance {
         conformance!(@case $open, retention_by_count_under_concurrency, keep_five());
         conformance!(@case $open, entry_bodies_set_and_remove_entries, Retention::default());
         conformance!(@case $open, trim_drops_events_past_the_age_limit, no_age());
+        #[tokio::test]
+        async fn close_answers_what_was_submitted_then_refuses_everything() {
+            let place = Place::new();
+            let (store, feed) = open(&constructor($open), &place, Retention::default());
+            super::close_answers_what_was_submitted_then_refuses_everything(store, feed).await;
+        }
     };
     (@case $open:expr, $test:ident, $retention:expr) => {
         #[tokio::test]
@@ -546,4 +552,40 @@ async fn trim_drops_events_past_the_age_limit(store: Arc<dyn EventLog>) {
     assert_eq!(store.trim().await.unwrap(), 1);
     let history = store.events_since("acc", 0, 10).await.unwrap();
     assert!(history.events.is_empty() && !history.complete && history.head == 1);
+}
+
+async fn close_answers_what_was_submitted_then_refuses_everything(
+    store: Arc<dyn EventLog>,
+    mut feed: FeedRx,
+) {
+    let pending: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(draft("acc", "x", json!({ "i": i }))).await })
+        })
+        .collect();
+    store.close().await.expect("close");
+    let mut acknowledged = 0;
+    for p in pending {
+        match p.await.expect("append task") {
+            Ok(_) => acknowledged += 1,
+            Err(StoreError::Unavailable(_)) => {}
+            Err(e) => panic!("an append around close failed with {e}"),
+        }
+    }
+    let mut fed = 0;
+    while feed.try_recv().is_ok() {
+        fed += 1;
+    }
+    assert_eq!(fed, acknowledged, "every acknowledged append was fed");
+    assert!(matches!(
+        store.append(draft("acc", "x", json!({}))).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(
+        store.events_since("acc", 0, 10).await.is_err(),
+        "reads fail too"
+    );
+    assert!(store.ping().await.is_err(), "and so does ping");
+    store.close().await.expect("closing twice is harmless");
 }

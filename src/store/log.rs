@@ -181,4 +181,14 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Succeeds when the log can serve reads and writes (for `/readyz`).
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Closes the log — and the backend under it, with every role it serves
+    /// (SQLite: the monitors too) — for good; the server calls it last in
+    /// its shutdown order. When it returns, every write submitted before it
+    /// is committed (or failed) and answered, its events were sent on the
+    /// feed, and the backend left nothing to recover on the next open
+    /// (SQLite: the WAL is checkpointed). Every later call, and any write
+    /// still queued behind it, fails with [`StoreError::Unavailable`].
+    /// Closing twice is harmless.
+    fn close(&self) -> StoreFuture<'_, ()>;
 }

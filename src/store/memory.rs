@@ -13,7 +13,10 @@ use super::{
 use crate::{config::Retention, event::Event};
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 use tokio::{sync::Mutex, time::Instant};
 
@@ -25,6 +28,8 @@ pub struct MemoryLog {
     retention: Retention,
     feed: Feed,
     accounts: Mutex<HashMap<String, Account>>,
+    /// Set by `close`: every later call fails.
+    closed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -46,11 +51,14 @@ impl MemoryLog {
             retention,
             feed,
             accounts: Mutex::default(),
+            closed: AtomicBool::new(false),
         }
     }
 
     async fn append_now(&self, draft: Draft) -> Result<Appended, StoreError> {
         let mut accounts = self.accounts.lock().await;
+        // Checked under the lock `close` takes: no append lands after it.
+        self.open()?;
         // Room on the feed first, so a cancelled append has changed nothing
         // and a committed one is always fed. A closed feed only means the
         // hub is shutting down: the event is still stored.
@@ -138,6 +146,7 @@ impl EventLog for MemoryLog {
 
     fn snapshot<'a>(&'a self, account_id: &'a str) -> StoreFuture<'a, Snapshot> {
         Box::pin(async move {
+            self.open()?;
             let accounts = self.accounts.lock().await;
             let Some(account) = accounts.get(account_id) else {
                 return Ok(Snapshot {
@@ -162,6 +171,7 @@ impl EventLog for MemoryLog {
         limit: usize,
     ) -> StoreFuture<'a, History> {
         Box::pin(async move {
+            self.open()?;
             let accounts = self.accounts.lock().await;
             let Some(account) = accounts.get(account_id) else {
                 return Ok(History {
@@ -193,6 +203,7 @@ impl EventLog for MemoryLog {
 
     fn trim(&self) -> StoreFuture<'_, u64> {
         Box::pin(async move {
+            self.open()?;
             let now = Instant::now();
             let expired = |at: &Instant, max: std::time::Duration| now.duration_since(*at) > max;
             let mut dropped = 0;
@@ -211,6 +222,24 @@ impl EventLog for MemoryLog {
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async { Ok(()) })
+        Box::pin(async { self.open() })
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async {
+            // Under the lock: appends in progress finish (and are fed) first.
+            let _accounts = self.accounts.lock().await;
+            self.closed.store(true, Ordering::Release);
+            Ok(())
+        })
+    }
+}
+
+impl MemoryLog {
+    fn open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("store closed".into()));
+        }
+        Ok(())
     }
 }

@@ -68,6 +68,13 @@ impl Stores {
         }
     }
 
+    /// Closes every backend (see [`EventLog::close`]). SQLite serves every
+    /// role, so closing its log closes it; a role on another backend adds
+    /// its close here.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.log.close().await
+    }
+
     /// The single-node stores: one SQLite file under `data_dir`, whose event
     /// log sends every committed event on `feed`.
     pub fn sqlite(data_dir: &Path, retention: Retention, feed: Feed) -> Result<Stores, StoreError> {

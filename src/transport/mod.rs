@@ -33,6 +33,7 @@ use std::{
     sync::Arc,
     sync::atomic::{AtomicU64, Ordering},
 };
+use tokio_util::sync::CancellationToken;
 
 /// Everything a transport needs; cheap to clone.
 #[derive(Clone)]
@@ -42,6 +43,9 @@ pub struct Context {
     pub keys: ApiKeys,
     pub limits: Limits,
     pub admission: Arc<Admission>,
+    /// The server's shutdown signal: when it fires, every connection tells
+    /// its client to reconnect and ends.
+    pub shutdown: CancellationToken,
 }
 
 /// The peer's IP address, when the server was started with connect info.

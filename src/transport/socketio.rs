@@ -39,7 +39,7 @@ use socketioxide::{
     socket::DisconnectReason as SioDisconnectReason,
 };
 use std::{
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -53,11 +53,10 @@ const WS_READ_BUFFER_BYTES: usize = 1024;
 /// How long a disconnect notice is retried while the peer's buffer is full.
 const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 
-/// The state socketioxide keeps. It holds the hub only weakly: socketioxide
-/// keeps some sockets — and with them this state — alive past `close`
-/// (engine sessions whose namespace connect was refused stay open until the
-/// client leaves), and a strong hub there would keep the store from closing
-/// at shutdown.
+/// The state socketioxide keeps. socketioxide keeps some sockets — and with
+/// them this state and the hub — alive past `close` (engine sessions whose
+/// namespace connect was refused stay open until the client leaves); that no
+/// longer matters, as the server closes the store explicitly at shutdown.
 ///
 /// socketioxide's `State` extractor clones the state for every handler call
 /// (connect middleware, connect, disconnect, each `subscribe`); behind an
@@ -67,7 +66,7 @@ const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 struct Ctx(Arc<Shared>);
 
 struct Shared {
-    hub: Weak<Hub>,
+    hub: Arc<Hub>,
     jwt: Jwt,
     limits: Limits,
     admission: Arc<Admission>,
@@ -164,6 +163,17 @@ fn kept_headers(headers: &HeaderMap) -> HeaderMap {
     kept
 }
 
+/// Engine.IO's polling GET on an open session: a long poll that only waits
+/// for packets to send (what a client says comes in POSTs), so shutdown may
+/// cut it once every client was told to leave.
+pub fn is_long_poll(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
+    method == axum::http::Method::GET
+        && uri.path().starts_with("/socket.io/")
+        && uri
+            .query()
+            .is_some_and(|q| q.contains("transport=polling") && q.contains("sid="))
+}
+
 /// Builds the Socket.IO layer served at `/socket.io/`.
 pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
     let limits = &ctx.limits;
@@ -176,7 +186,7 @@ pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
         .ping_interval(limits.ping_interval)
         .ping_timeout(limits.ping_timeout)
         .with_state(Ctx(Arc::new(Shared {
-            hub: Arc::downgrade(&ctx.hub),
+            hub: ctx.hub.clone(),
             jwt: ctx.jwt.clone(),
             limits: ctx.limits.clone(),
             admission: ctx.admission.clone(),
@@ -218,8 +228,9 @@ fn admit(
 }
 
 async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
-    // The middleware always sets `Conn`; without it (or once the hub is gone) a socket cannot be served.
-    let (Some(conn), Some(hub)) = (socket.extensions.get::<Conn>(), ctx.hub.upgrade()) else {
+    // The middleware always sets `Conn`; without it a socket cannot be served.
+    let hub = &ctx.hub;
+    let Some(conn) = socket.extensions.get::<Conn>() else {
         let _ = socket.disconnect();
         return;
     };
@@ -227,7 +238,7 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
     let sink: Arc<dyn Sink> = Arc::new(SocketSink {
         socket: socket.clone(),
     });
-    subs.lock().join_own(&hub, &conn.claims, conn.since, sink);
+    subs.lock().join_own(hub, &conn.claims, conn.since, sink);
     socket.extensions.insert(subs.clone());
     tracing::info!(transport = "socketio", socket = %socket.id, account = %conn.claims.account_id,
         user = %conn.claims.sub, since = ?conn.since, "connection opened");
@@ -235,7 +246,7 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
     socket.on("subscribe", on_subscribe);
     socket.on_disconnect(
         async |socket: SocketRef, reason: SioDisconnectReason, State(ctx): State<Ctx>| {
-            release(&socket, ctx.hub.upgrade().as_deref(), close_word(reason));
+            release(&socket, Some(&ctx.hub), close_word(reason));
         },
     );
 }
@@ -348,9 +359,7 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
     if let Err(e) = subs.lock().check(Some(&conn.claims), &req, max) {
         return refused(e);
     }
-    let Some(hub) = ctx.hub.upgrade() else {
-        return error("unavailable", "the server is shutting down".into());
-    };
+    let hub = &ctx.hub;
     let head = match hub.history(&req.account_id, u64::MAX, 0).await {
         Ok(history) => history.head,
         Err(_) => return error("unavailable", "store unavailable".into()),
@@ -359,7 +368,7 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
         socket: socket.clone(),
     });
     // Checked again: another subscribe may have landed while the head was read.
-    match subs.lock().add(&hub, Some(&conn.claims), req, max, sink) {
+    match subs.lock().add(hub, Some(&conn.claims), req, max, sink) {
         Ok(()) => json!({ "ok": true, "seq": head }),
         Err(e) => refused(e),
     }

@@ -305,7 +305,7 @@ impl Connection {
         let limits = self.ctx.limits.clone();
         let auth_deadline = tokio::time::sleep(limits.auth_timeout);
         let pong_deadline = tokio::time::sleep(limits.ping_timeout);
-        let shutdown = self.ctx.admission.shutting_down();
+        let shutdown = self.ctx.shutdown.clone().cancelled_owned();
         tokio::pin!(auth_deadline, pong_deadline, shutdown);
         let mut ping = tokio::time::interval_at(
             tokio::time::Instant::now() + limits.ping_interval,

@@ -73,6 +73,9 @@ pub struct RedisStore {
     keys: Keys,
     retention: Retention,
     jobs: mpsc::Sender<Job>,
+    /// True once closed. Appends hold it shared while they run, so `close`
+    /// (exclusive) waits for the appends in progress and then refuses the rest.
+    closed: Arc<tokio::sync::RwLock<bool>>,
 }
 
 impl RedisStore {
@@ -119,6 +122,16 @@ impl RedisStore {
             keys,
             retention,
             jobs,
+            closed: Arc::new(tokio::sync::RwLock::new(false)),
+        }
+    }
+
+    /// Fails once the store is closed.
+    fn open_now(&self) -> Result<(), StoreError> {
+        match self.closed.try_read() {
+            Ok(closed) if !*closed => Ok(()),
+            // Closed, or a close is waiting for appends in progress.
+            _ => Err(StoreError::Unavailable("store closed".into())),
         }
     }
 
@@ -141,6 +154,10 @@ impl RedisStore {
     }
 
     async fn append_bounded(&self, draft: Draft) -> Result<Appended, StoreError> {
+        let closed = self.closed.read().await;
+        if *closed {
+            return Err(StoreError::Unavailable("store closed".into()));
+        }
         let (reply, answer) = oneshot::channel();
         let job = Job {
             draft,
@@ -173,7 +190,10 @@ impl EventLog for RedisStore {
     }
 
     fn snapshot<'a>(&'a self, account_id: &'a str) -> StoreFuture<'a, Snapshot> {
-        Box::pin(reads::snapshot(self.conn.clone(), &self.keys, account_id))
+        Box::pin(async move {
+            self.open_now()?;
+            reads::snapshot(self.conn.clone(), &self.keys, account_id).await
+        })
     }
 
     fn events_since<'a>(
@@ -182,13 +202,10 @@ impl EventLog for RedisStore {
         since: u64,
         limit: usize,
     ) -> StoreFuture<'a, History> {
-        Box::pin(reads::events_since(
-            self.conn.clone(),
-            &self.keys,
-            account_id,
-            since,
-            limit,
-        ))
+        Box::pin(async move {
+            self.open_now()?;
+            reads::events_since(self.conn.clone(), &self.keys, account_id, since, limit).await
+        })
     }
 
     fn trim(&self) -> StoreFuture<'_, u64> {
@@ -202,9 +219,19 @@ impl EventLog for RedisStore {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         let mut conn = self.conn.clone();
-        Box::pin(
-            async move { conn::bounded(redis::cmd("PING").query_async::<()>(&mut conn)).await },
-        )
+        Box::pin(async move {
+            self.open_now()?;
+            conn::bounded(redis::cmd("PING").query_async::<()>(&mut conn)).await
+        })
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        // Every acknowledged append is already in Redis (and fed) when it
+        // returns: closing only waits for those in progress, then refuses.
+        Box::pin(async move {
+            *self.closed.write().await = true;
+            Ok(())
+        })
     }
 }
 
