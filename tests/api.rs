@@ -126,7 +126,9 @@ async fn two_users_credentials_for_one_provider_coexist() {
         "another user's first test is a change of its own entry"
     );
     let (_, snapshot) = server.get("/v1/accounts/a/status", Some(API_KEY)).await;
-    let credentials = snapshot["credentials"].as_object().expect("credentials map");
+    let credentials = snapshot["credentials"]
+        .as_object()
+        .expect("credentials map");
     assert_eq!(credentials.len(), 2, "{credentials:?}");
     assert_eq!(credentials["binance:u1"]["success"], true);
     assert_eq!(credentials["binance:u1"]["userId"], "u1");
