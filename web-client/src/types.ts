@@ -98,6 +98,11 @@ export interface SyncProgress {
   /** RFC 3339. */
   finishedAt?: string;
   error?: string;
+  /** The contract's job fields (sync jobs, `jobs[syncId]`); present when the hub tracks them. */
+  attempt?: number;
+  results?: unknown;
+  /** RFC 3339: when a failed job is retried. */
+  nextRetryAt?: string;
 }
 
 /** `snapshot`: the latest state of an account, and the seq it reflects. */
