@@ -8,7 +8,9 @@
 //! bounded per IP too ([`Admission::admit_http`]), so half-sent requests and
 //! idle keep-alives cannot pile up. Once the server's shutdown signal fires,
 //! newcomers are refused; telling open connections to leave is the signal's
-//! job (transports listen to it), and the server waits here until they have.
+//! job (transports listen to it), and the server waits here until they have
+//! (a connection with nobody to say goodbye to is marked quiet and not
+//! waited for, see [`Permit::set_quiet`]).
 
 use crate::{
     config::Limits,
@@ -18,7 +20,10 @@ use crate::{
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 use tokio::sync::Notify;
@@ -51,6 +56,8 @@ struct Counts {
     per_ip: HashMap<IpAddr, usize>,
     /// HTTP connections per IP that are not upgraded (see [`HttpSlot`]).
     http_per_ip: HashMap<IpAddr, usize>,
+    /// Of `total`, those shutdown does not wait for ([`Permit::set_quiet`]).
+    quiet: usize,
 }
 
 pub struct Admission {
@@ -114,6 +121,7 @@ impl Admission {
             ip,
             transport,
             close_reason: Mutex::new(None),
+            quiet: AtomicBool::new(false),
         })
     }
 
@@ -150,19 +158,24 @@ impl Admission {
         self.counts().total
     }
 
-    /// Waits until every permit is released or `limit` passes; returns how
-    /// many connections were still open.
+    /// Open connections shutdown waits for: all but the quiet ones.
+    fn awaited(&self) -> usize {
+        let counts = self.counts();
+        counts.total.saturating_sub(counts.quiet)
+    }
+
+    /// Waits until every permit not marked quiet is released or `limit`
+    /// passes; returns how many such connections were still open.
     pub async fn wait_until_idle(&self, limit: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             // Registered before the check, so a release in between is not missed.
             let released = self.released.notified();
-            let open = self.open();
-            if open == 0 {
+            if self.awaited() == 0 {
                 return 0;
             }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
-                return self.open();
+                return self.awaited();
             }
         }
     }
@@ -193,6 +206,7 @@ pub struct Permit {
     ip: IpAddr,
     transport: Transport,
     close_reason: Mutex<Option<&'static str>>,
+    quiet: AtomicBool,
 }
 
 impl Permit {
@@ -209,6 +223,29 @@ impl Permit {
             .get_or_insert(reason);
     }
 
+    /// Whether shutdown waits for this connection to end. A connection is
+    /// waited for unless marked quiet: one with no client to say goodbye to
+    /// (an Engine.IO session no Socket.IO client has joined, or one whose
+    /// client has left) still counts against the limits, but simply ends
+    /// with the process.
+    pub fn set_quiet(&self, quiet: bool) {
+        {
+            // Flag and count change together, under the lock.
+            let mut counts = self.admission.counts();
+            if self.quiet.swap(quiet, Ordering::Relaxed) == quiet {
+                return;
+            }
+            if quiet {
+                counts.quiet += 1;
+            } else {
+                counts.quiet = counts.quiet.saturating_sub(1);
+            }
+        }
+        if quiet {
+            self.admission.released.notify_waiters();
+        }
+    }
+
     /// `client_closed` unless the server ended the connection for a reason.
     pub fn close_reason(&self) -> &'static str {
         self.close_reason
@@ -223,6 +260,9 @@ impl Drop for Permit {
         {
             let mut counts = self.admission.counts();
             counts.total = counts.total.saturating_sub(1);
+            if *self.quiet.get_mut() {
+                counts.quiet = counts.quiet.saturating_sub(1);
+            }
             if let Some(n) = counts.per_ip.get_mut(&self.ip) {
                 *n -= 1;
                 if *n == 0 {
@@ -274,6 +314,28 @@ mod tests {
             a.admit(ip2, Transport::Sse).err(),
             Some(Refusal::ShuttingDown)
         );
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_connections_not_marked_quiet() {
+        let a = admission(3, 3);
+        let session = a.admit(None, Transport::SocketIo).unwrap();
+        session.set_quiet(true);
+        session.set_quiet(true);
+        assert_eq!(a.open(), 1, "a quiet connection still counts");
+        assert_eq!(a.wait_until_idle(Duration::ZERO).await, 0);
+        session.set_quiet(false);
+        assert_eq!(a.wait_until_idle(Duration::ZERO).await, 1);
+        let waiting = tokio::spawn({
+            let a = a.clone();
+            async move { a.wait_until_idle(Duration::from_secs(3600)).await }
+        });
+        tokio::task::yield_now().await;
+        session.set_quiet(true);
+        let woken = tokio::time::timeout(Duration::from_secs(10), waiting).await;
+        assert_eq!(woken.expect("woken when it turns quiet").unwrap(), 0);
+        drop(session);
+        assert_eq!((a.open(), a.counts().quiet), (0, 0));
     }
 
     #[test]

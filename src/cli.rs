@@ -109,6 +109,10 @@ pub struct ServeArgs {
     /// Publishes an API key may burst above the sustained rate.
     #[arg(long, env = "STATUSHUB_PUBLISH_BURST", default_value_t = 2_000)]
     pub publish_burst: u32,
+    /// How long a Socket.IO session may stay open without joining (its connect
+    /// packet accepted) before it is closed, e.g. 10s.
+    #[arg(long, env = "STATUSHUB_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
     /// How often idle peers are pinged (and SSE keep-alives sent), e.g. 25s.
     #[arg(long, env = "STATUSHUB_PING_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
     pub ping_interval: Duration,
@@ -252,6 +256,7 @@ impl ServeArgs {
                 max_message_bytes: self.max_message_bytes,
                 publish_rate: self.publish_rate,
                 publish_burst: self.publish_burst,
+                connect_timeout: self.connect_timeout,
                 ping_interval: self.ping_interval,
                 ping_timeout: self.ping_timeout,
                 auth_timeout: self.auth_timeout,
@@ -308,6 +313,10 @@ impl ServeArgs {
             ));
         }
         let nonzero = [
+            (
+                "STATUSHUB_CONNECT_TIMEOUT (--connect-timeout)",
+                self.connect_timeout,
+            ),
             (
                 "STATUSHUB_PING_INTERVAL (--ping-interval)",
                 self.ping_interval,

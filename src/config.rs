@@ -42,6 +42,9 @@ pub struct Limits {
     pub publish_rate: u32,
     /// Publishes an API key may make in a burst above the sustained rate.
     pub publish_burst: u32,
+    /// How long an Engine.IO session may stay open without a Socket.IO
+    /// client joining it (the connect packet, accepted) before it is closed.
+    pub connect_timeout: Duration,
     /// How often the server pings idle WebSocket/Socket.IO peers (and sends
     /// SSE keep-alive comments).
     pub ping_interval: Duration,
@@ -67,6 +70,7 @@ impl Default for Limits {
             max_message_bytes: 64 * 1024,
             publish_rate: 1_000,
             publish_burst: 2_000,
+            connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             auth_timeout: Duration::from_secs(5),

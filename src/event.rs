@@ -228,8 +228,11 @@ impl Report for CredentialTest {
     const EVENT: &'static str = STATUS_SYNC;
     const SECTION: Section = Section::Credentials;
 
+    /// `{provider}:{userId}` (the contract): two users' tests of one
+    /// provider are two entries. Entries stored before this key existed
+    /// stay under the bare provider name (README, `snapshot`).
     fn key(&self) -> String {
-        self.provider.clone()
+        format!("{}:{}", self.provider, self.user_id)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -238,7 +241,7 @@ impl Report for CredentialTest {
     }
 
     /// `status_sync` data. `statusRefreshed` is true when the hub's stored
-    /// status for this provider changed (first report, or success/error
+    /// status for this provider and user changed (first report, or success/error
     /// differ from the last one); `cacheInvalidated` is true when the event
     /// names client caches to refetch.
     fn to_data(&self, previous: Option<&Value>, now: &str) -> Value {
@@ -412,6 +415,7 @@ mod tests {
             error: None,
             request_id: None,
         };
+        assert_eq!(test.key(), "binance:u1", "one entry per provider and user");
         let first = test.to_data(None, "T");
         assert_eq!(first["statusRefreshed"], true);
         assert_eq!(

@@ -10,6 +10,7 @@ use crate::{
     heartbeat::{Heartbeat, HeartbeatError},
     http::{self, Shutdown, Timeouts},
     hub::Hub,
+    page,
     rate_limit::PublishLimiter,
     store::{Feed, RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
@@ -166,7 +167,8 @@ impl Server {
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))
-            .merge(transport::sse::router(ctx));
+            .merge(transport::sse::router(ctx))
+            .merge(page::router());
         // Socket.IO and the checks every request gets run in front of the router,
         // not as `Router::layer`s: a router clones its matched route's whole
         // service stack (the API's state included) for every request, which was

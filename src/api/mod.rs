@@ -73,7 +73,6 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(ready))
-        .merge(crate::page::router())
         .route("/metrics", get(ops::metrics))
         .route("/v1/stats", get(ops::stats))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

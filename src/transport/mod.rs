@@ -25,7 +25,7 @@ use crate::{
 };
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
-    http::{StatusCode, request::Parts},
+    http::{Extensions, StatusCode, request::Parts},
 };
 use std::{
     convert::Infallible,
@@ -60,8 +60,12 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
 }
 
 pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
+    peer_ip_in(&parts.extensions)
+}
+
+/// [`peer_ip`] from a request's extensions.
+pub fn peer_ip_in(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
 }

@@ -8,14 +8,19 @@
 //! slot frees; a peer that reads nothing at all is reaped by the Engine.IO
 //! heartbeat. Either way its memory stays bounded by the buffer.
 //!
-//! Admission (the shared connection limits) is asked in the connect
-//! middleware, after the token check: a refused socket gets a
-//! `connect_error` naming the limit. The `Origin` check happens before
+//! Admission (the shared connection limits) is asked at the Engine.IO
+//! handshake, before a session exists ([`SessionLimit`]): an Engine.IO
+//! session costs memory whether or not a Socket.IO client ever joins, so
+//! each one is a connection, refused past the limits with the contract's
+//! HTTP 429/503. The permit lives as long as the session (a polling session
+//! upgraded to WebSocket is the same session: one connection), and a session
+//! that does not join the namespace within `--connect-timeout` is closed by
+//! socketioxide, freeing its place. The `Origin` check happens before
 //! Engine.IO sees the request, in [`super::origin::guard`]. Subscribing (the
 //! own account on connect, others with a `subscribe` event and its ack)
 //! follows the one subscribe path, [`crate::subscribe`].
 
-use super::{Context, peer_ip, wire};
+use super::{Context, peer_ip, peer_ip_in, refusal_error, wire};
 use crate::{
     admission::{Admission, Permit, Refusal as AdmissionRefusal},
     auth::{AuthError, Claims, Jwt},
@@ -26,8 +31,15 @@ use crate::{
     subscribe::{self, SubscribeError, SubscribeRequest, Subscriptions},
 };
 use axum::{
+    BoxError,
+    body::{Body, Bytes, HttpBody},
     extract::{OriginalUri, Request},
-    http::{HeaderMap, HeaderName, HeaderValue, Uri, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header},
+    response::{IntoResponse, Response},
+};
+use futures::{
+    TryFutureExt,
+    future::{Either, MapOk, Ready, ready},
 };
 use serde::Deserialize;
 use serde_json::{Value, json, value::RawValue};
@@ -40,8 +52,10 @@ use socketioxide::{
 };
 use std::{
     sync::{Arc, Mutex},
+    task::Poll,
     time::Duration,
 };
+use tower::{Layer, Service, layer::util::Stack};
 
 /// Each WebSocket's read buffer, allocated up front and zero-filled by
 /// tungstenite before every read: engineioxide's 4 KiB default is RSS that
@@ -128,8 +142,8 @@ enum Refusal {
 /// send cookies and the like, which would otherwise stay in memory for the
 /// connection's life), and an axum `OriginalUri` (a router's clone of the
 /// URI, present if this ever runs inside a `Router`) is dropped.
-/// This must be the layer directly outside socketioxide's: the origin and
-/// CORS checks further out still see every header.
+/// This must run directly outside the Socket.IO layers ([`layer`]): the
+/// origin and CORS checks further out still see every header.
 pub fn detach_request_head(request: Request) -> Request {
     if !request.uri().path().starts_with("/socket.io/") {
         return request;
@@ -174,10 +188,21 @@ pub fn is_long_poll(method: &axum::http::Method, uri: &axum::http::Uri) -> bool 
             .is_some_and(|q| q.contains("transport=polling") && q.contains("sid="))
 }
 
+/// An Engine.IO session's place in the connection limits. Taken at the
+/// handshake and kept in the handshake request's extensions, which
+/// engineioxide holds for the session's whole life: the place is released
+/// when the session ends, whether or not a Socket.IO client joined it.
+#[derive(Clone)]
+struct Session(Arc<Permit>);
+
+/// The Socket.IO layer: [`SessionLimit`] in front of socketioxide.
+pub type Layers = Stack<SocketIoLayer, SessionLimitLayer>;
+
 /// Builds the Socket.IO layer served at `/socket.io/`.
-pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
+pub fn layer(ctx: Context) -> (Layers, SocketIo) {
     let limits = &ctx.limits;
     let (layer, io) = SocketIo::builder()
+        .connect_timeout(limits.connect_timeout)
         .max_buffer_size(limits.queue_size)
         .max_payload(limits.max_message_bytes as u64)
         .ws_max_message_size(limits.max_message_bytes)
@@ -193,7 +218,85 @@ pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
         })))
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
-    (layer, io)
+    let sessions = SessionLimitLayer(ctx.admission.clone());
+    (Stack::new(layer, sessions), io)
+}
+
+/// Admits each Engine.IO session at its handshake (see [`SessionLimit`]).
+#[derive(Clone)]
+pub struct SessionLimitLayer(Arc<Admission>);
+
+impl<S> Layer<S> for SessionLimitLayer {
+    type Service = SessionLimit<S>;
+
+    fn layer(&self, inner: S) -> SessionLimit<S> {
+        SessionLimit {
+            inner,
+            admission: self.0.clone(),
+        }
+    }
+}
+
+/// Counts Engine.IO sessions against the connection limits from their
+/// handshake: a request that would open one is admitted (or refused with
+/// the contract's 429/503) before socketioxide sees it. Other requests pass
+/// untouched. A plain service, not a middleware: no boxed future per request.
+#[derive(Clone)]
+pub struct SessionLimit<S> {
+    inner: S,
+    admission: Arc<Admission>,
+}
+
+type Passed<F, B> = MapOk<F, fn(axum::http::Response<B>) -> Response>;
+
+impl<S, B> Service<Request> for SessionLimit<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, Passed<S::Future, B>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        if opens_session(request.method(), request.uri()) {
+            let ip = peer_ip_in(request.extensions());
+            match self.admission.admit(ip, Transport::SocketIo) {
+                Ok(permit) => {
+                    // Nobody to say goodbye to until a client joins.
+                    permit.set_quiet(true);
+                    request.extensions_mut().insert(Session(Arc::new(permit)));
+                }
+                Err(refusal) => {
+                    tracing::info!(transport = "socketio", ip = ?ip, reason = %refusal,
+                        "session refused");
+                    return Either::Left(ready(Ok(refusal_error(refusal).into_response())));
+                }
+            }
+        }
+        let into_response: fn(axum::http::Response<B>) -> Response = |r| r.map(Body::new);
+        Either::Right(self.inner.call(request).map_ok(into_response))
+    }
+}
+
+/// Whether engineioxide would open a new session for this request: a GET on
+/// the Socket.IO path without a `sid` (its own test, in its request parser).
+/// Requests it then rejects (no transport, a bad `EIO`) release their place
+/// as soon as they are answered.
+fn opens_session(method: &Method, uri: &Uri) -> bool {
+    let path = uri.path();
+    method == Method::GET
+        && (path == "/socket.io" || path.starts_with("/socket.io/"))
+        && !uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .any(|pair| pair.starts_with("sid="))
 }
 
 async fn authenticate(
@@ -219,10 +322,16 @@ fn admit(
     let auth = auth.map_err(|_| AuthError::MissingToken)?;
     let claims = ctx.jwt.verify(auth.token.as_deref().unwrap_or_default())?;
     let since = subscribe::parse_since(auth.since.as_deref())?;
-    let permit = ctx
-        .admission
-        .admit(peer_ip(socket.req_parts()), Transport::SocketIo)?;
-    socket.extensions.insert(Arc::new(permit));
+    // The session's place, taken at its handshake ([`SessionLimit`]).
+    let permit = match socket.req_parts().extensions.get::<Session>() {
+        Some(Session(permit)) => permit.clone(),
+        None => Arc::new(
+            ctx.admission
+                .admit(peer_ip(socket.req_parts()), Transport::SocketIo)?,
+        ),
+    };
+    permit.set_quiet(false);
+    socket.extensions.insert(permit);
     socket.extensions.insert(Conn { claims, since });
     Ok(())
 }
@@ -262,6 +371,8 @@ fn release(socket: &SocketRef, hub: Option<&Hub>, reason: &'static str) {
         }
     }
     if let Some(permit) = socket.extensions.remove::<Arc<Permit>>() {
+        // The engine session may outlive its client; its place is freed with it.
+        permit.set_quiet(true);
         permit.set_close_reason(reason);
         tracing::info!(transport = "socketio", socket = %socket.id, reason = permit.close_reason(),
             "connection closed");
