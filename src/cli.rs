@@ -53,8 +53,8 @@ pub struct ServeArgs {
     /// Comma-separated API keys for backend services.
     #[arg(long, env = "STATUSHUB_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
-    /// Redis URL for cluster mode on Redis. A build without cluster mode refuses to
-    /// start with it set, naming this setting.
+    /// Redis URL for cluster mode on Redis: events, snapshots, idempotency records and
+    /// monitors live in Redis, not the data dir (cross-node fan-out is not built yet; docs/CLUSTER.md).
     #[arg(long, env = "STATUSHUB_REDIS_URL")]
     pub redis_url: Option<String>,
     /// Comma-separated origins allowed for CORS and WebSocket upgrades (default: same origin only).

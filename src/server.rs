@@ -12,7 +12,7 @@ use crate::{
     hub::Hub,
     page,
     rate_limit::PublishLimiter,
-    store::{Feed, StoreError, Stores},
+    store::{Feed, RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
 };
 use axum::{
@@ -90,19 +90,16 @@ impl Server {
     /// Validates what the config alone cannot, opens the store and starts
     /// the hub and the heartbeat.
     pub async fn open(config: Config) -> Result<Server, ServerError> {
-        if config.redis_url.is_some() {
-            return Err(ServerError::Config {
-                setting: "STATUSHUB_REDIS_URL (--redis-url)",
-                reason: "cluster mode on Redis is not available in this build yet; unset it to run a single node".into(),
-            });
-        }
         let origins =
             OriginPolicy::new(&config.allowed_origins).map_err(|reason| ServerError::Config {
                 setting: "STATUSHUB_ALLOWED_ORIGINS (--allowed-origins)",
                 reason,
             })?;
         let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
-        let stores = open_store(&config.data_dir, config.retention, feed_tx)?;
+        let stores = match &config.redis_url {
+            Some(url) => Stores::shared(Arc::new(open_redis(url, &config, feed_tx).await?)),
+            None => open_store(&config.data_dir, config.retention, feed_tx)?,
+        };
         let hub = Hub::start(stores.log.clone(), feed_rx, config.limits.clone());
         let heartbeat =
             match Heartbeat::start(hub.clone(), stores.monitors.clone(), &config.monitors).await {
@@ -307,6 +304,28 @@ fn describe(e: &io::Error) -> String {
             }
         }
     }
+}
+
+/// Opens the Redis store (cluster mode); the data dir is not used then.
+async fn open_redis(
+    url: &str,
+    config: &Config,
+    feed: Feed,
+) -> Result<RedisStore, ServerError> {
+    let store = RedisStore::open(&RedisSettings::new(url), config.retention, feed)
+        .await
+        .map_err(|e| ServerError::Config {
+            setting: "STATUSHUB_REDIS_URL (--redis-url)",
+            reason: e.to_string(),
+        })?;
+    tracing::info!(
+        "store: Redis (events, snapshots, idempotency records and monitors; the data dir is not used)"
+    );
+    store.check_durability().await;
+    tracing::warn!(
+        "cluster mode is incomplete in this build: cross-node fan-out is not implemented, so clients receive only events published through the node they are connected to, and every node checks every monitor; run a single node against Redis for now"
+    );
+    Ok(store)
 }
 
 /// CORS answers from the same origin policy that guards WebSocket upgrades.

@@ -103,6 +103,10 @@ impl Appended {
 pub struct Snapshot {
     pub account_id: String,
     pub seq: u64,
+    /// Names the account's sequence: it changes only when the store lost the
+    /// account's history (and seqs restarted), so a client holding a seq from
+    /// another epoch must start over.
+    pub epoch: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<bool>,
     pub phones: Map<String, Value>,
@@ -133,6 +137,8 @@ pub struct History {
     /// longer retained (or `since` is ahead of the account): the reader must
     /// start over from a snapshot.
     pub complete: bool,
+    /// The account's epoch when read (see [`Snapshot::epoch`]).
+    pub epoch: String,
 }
 
 /// The event log: the persistence and ordering boundary of events.

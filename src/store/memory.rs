@@ -23,6 +23,8 @@ use tokio::{sync::Mutex, time::Instant};
 /// The event log in memory. One lock orders every append, so the feed gets
 /// events in commit order.
 pub struct MemoryLog {
+    /// Memory starts empty: each log is a new sequence, so a new epoch.
+    epoch: String,
     retention: Retention,
     feed: Feed,
     accounts: Mutex<HashMap<String, Account>>,
@@ -45,6 +47,7 @@ impl MemoryLog {
     /// An empty log that sends every committed event on `feed`.
     pub fn new(retention: Retention, feed: Feed) -> Self {
         MemoryLog {
+            epoch: hex::encode(rand::random::<[u8; 8]>()),
             retention,
             feed,
             accounts: Mutex::default(),
@@ -148,11 +151,13 @@ impl EventLog for MemoryLog {
             let Some(account) = accounts.get(account_id) else {
                 return Ok(Snapshot {
                     account_id: account_id.to_owned(),
+                    epoch: self.epoch.clone(),
                     ..Snapshot::default()
                 });
             };
             Ok(Snapshot {
                 account_id: account_id.to_owned(),
+                epoch: self.epoch.clone(),
                 seq: account.head,
                 ..account.entries.clone()
             })
@@ -173,6 +178,7 @@ impl EventLog for MemoryLog {
                     events: Vec::new(),
                     head: 0,
                     complete: since == 0,
+                    epoch: self.epoch.clone(),
                 });
             };
             let head = account.head;
@@ -190,6 +196,7 @@ impl EventLog for MemoryLog {
                 events,
                 head,
                 complete,
+                epoch: self.epoch.clone(),
             })
         })
     }

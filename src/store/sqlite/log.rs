@@ -271,9 +271,16 @@ fn read_head(tx: &rusqlite::Transaction<'_>, account_id: &str) -> rusqlite::Resu
         .unwrap_or(0))
 }
 
+/// The epoch of every sequence in this database.
+fn read_epoch(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<String> {
+    tx.prepare_cached("SELECT value FROM meta WHERE key = 'epoch'")?
+        .query_row([], |r| r.get(0))
+}
+
 fn read_snapshot(conn: &mut Connection, account_id: String) -> rusqlite::Result<Snapshot> {
     let tx = conn.transaction()?;
     let mut snapshot = Snapshot {
+        epoch: read_epoch(&tx)?,
         seq: read_head(&tx, &account_id)?,
         ..Snapshot::default()
     };
@@ -307,6 +314,7 @@ fn read_history(
     limit: usize,
 ) -> rusqlite::Result<History> {
     let tx = conn.transaction()?;
+    let epoch = read_epoch(&tx)?;
     let head = read_head(&tx, account_id)?;
     let first: Option<u64> = tx
         .prepare_cached("SELECT MIN(seq) FROM events WHERE account_id = ?1")?
@@ -341,6 +349,7 @@ fn read_history(
         events,
         head,
         complete,
+        epoch,
     })
 }
 
