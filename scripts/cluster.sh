@@ -166,10 +166,12 @@ http {
     upstream statushub_sticky {
         hash \$binary_remote_addr consistent;
 $servers        keepalive 16;
+        keepalive_timeout 30s;
     }
     upstream statushub {
         least_conn;
 $servers        keepalive 16;
+        keepalive_timeout 30s;
     }
     server {
         listen 127.0.0.1:$proxy_port;

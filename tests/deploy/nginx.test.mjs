@@ -36,6 +36,12 @@ test('every upstream lists exactly the compose hub nodes, and the server include
     const servers = body.filter((d) => d.name === 'server').map((d) => d.args[0]).sort();
     assert.deepEqual(servers, hubNames.map((h) => `${h}:8080`).sort(), `upstream ${name} = the compose hub services`);
   }
+  for (const [name, body] of Object.entries(upstreams)) {
+    if (!directive(body, 'keepalive')) continue;
+    const idle = directive(body, 'keepalive_timeout');
+    assert.ok(idle && nginxSeconds(idle[0]) < 60,
+      `upstream ${name}: nginx must drop idle connections before the hub's 60 s idle timeout does`);
+  }
   const server = findAll(main, 'server').find((d) => d.children);
   assert.deepEqual(directive(server.children, 'include'), ['/etc/nginx/statushub-proxy.conf']);
   assert.deepEqual(directive(server.children, 'listen'), ['8080'], 'listens on the port compose publishes');
