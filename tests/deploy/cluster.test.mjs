@@ -2,8 +2,8 @@
 // redis-server, three hub nodes of the built binary on it, nginx in front with
 // the committed proxy rules. Checks its own smoke (--check), then what only the
 // proxy can get wrong: a Socket.IO long-polling session stays on one node, a
-// WebSocket upgrade passes through, SSE frames are not held back; and that
-// Ctrl-C stops every process the script started.
+// WebSocket upgrade passes through, SSE frames (snapshot, then live events) are
+// not held back; and that Ctrl-C stops every process the script started.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -148,7 +148,7 @@ test('through nginx: sticky long-polling, WebSocket upgrade, unbuffered SSE; Ctr
     assert.equal(JSON.parse(frame).type, 'snapshot', `first frame: ${frame.slice(0, 200)}`);
   });
 
-  await t.test('an SSE stream through the proxy delivers its first frame at once', async () => {
+  await t.test('an SSE stream through the proxy delivers the snapshot, then live events, while it stays open', async () => {
     const controller = new AbortController();
     const res = await fetch(`${proxy}/v1/accounts/demo/stream`, {
       headers: { Authorization: `Bearer ${token}` },
@@ -158,14 +158,32 @@ test('through nginx: sticky long-polling, WebSocket upgrade, unbuffered SSE; Ctr
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
     const reader = res.body.getReader();
     let text = '';
-    const deadline = Date.now() + 5_000;
-    while (!/event: ?snapshot/.test(text) && Date.now() < deadline) {
-      const { value, done } = await Promise.race([reader.read(), delay(deadline - Date.now()).then(() => ({ done: true }))]);
-      if (done) break;
-      text += Buffer.from(value).toString('utf8');
+    const readUntil = async (re, ms) => {
+      const deadline = Date.now() + ms;
+      while (!re.test(text) && Date.now() < deadline) {
+        const { value, done } = await Promise.race([reader.read(), delay(deadline - Date.now()).then(() => ({ done: true }))]);
+        if (done) break;
+        text += Buffer.from(value).toString('utf8');
+      }
+      return re.test(text);
+    };
+    try {
+      assert.ok(await readUntil(/event: ?snapshot/, 5_000), `the snapshot frame: ${text.slice(0, 200)}`);
+      // The stream's node is nginx's choice, and without cross-node fan-out only events
+      // published through that node arrive live: publish one through every node.
+      const nonce = randomBytes(6).toString('hex');
+      for (const node of nodes) {
+        const pub = await fetch(`${node}/v1/accounts/demo/events`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${apiKey}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ event: 'proxy.check', data: { nonce } }),
+        });
+        assert.equal(pub.status, 201, `publish through ${node}: ${await pub.text()}`);
+      }
+      assert.ok(await readUntil(new RegExp(nonce), 5_000), `a live event through the proxy within 5 s: ${text.slice(-300)}`);
+    } finally {
+      controller.abort();
     }
-    controller.abort();
-    assert.match(text, /event: ?snapshot/, `the snapshot frame arrived while the stream stays open: ${text.slice(0, 200)}`);
   });
 
   // Ctrl-C: the script's trap stops redis, the nodes and nginx by PID and removes its dir.
