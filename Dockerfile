@@ -27,7 +27,7 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid statushub --home-dir /var/lib/statushub \
        --create-home --shell /usr/sbin/nologin statushub
 COPY --from=build /out/statushub /usr/local/bin/statushub
-COPY deploy/healthcheck.sh /usr/local/bin/statushub-healthcheck
+COPY --chmod=0755 deploy/healthcheck.sh /usr/local/bin/statushub-healthcheck
 USER 10001:10001
 WORKDIR /var/lib/statushub
 # Listen on every interface of the container; JSON logs for the log collector.
