@@ -18,6 +18,7 @@ pub mod event;
 pub mod heartbeat;
 pub mod hub;
 pub mod metrics;
+pub mod openapi;
 pub mod page;
 pub mod rate_limit;
 pub mod server;

@@ -4,6 +4,7 @@
 //! Handlers only parse, authorize and validate; every publish goes through
 //! [`Hub::publish`], so HTTP has no path of its own to the store.
 
+pub mod bodies;
 mod error;
 mod monitors;
 mod ops;
@@ -29,8 +30,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use bodies::{EventsPage, ServiceStatus};
 use serde::{Deserialize, de::DeserializeOwned};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -70,7 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitors::routes())
         .route(
             "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
+            get(|| async { Json(ServiceStatus { status: "ok" }) }),
         )
         .route("/readyz", get(ready))
         .merge(crate::page::router())
@@ -317,13 +318,13 @@ async fn events_since(
     }
     let history = state.hub.history(&read.account, since, limit).await?;
     let last = history.events.last().map_or(since, |e| e.seq);
-    Ok(Json(json!({
-        "accountId": read.account,
-        "seq": history.head,
-        "reset": !history.complete,
-        "hasMore": last < history.head && history.events.len() == limit,
-        "events": history.events,
-    }))
+    Ok(Json(EventsPage {
+        has_more: last < history.head && history.events.len() == limit,
+        account_id: read.account,
+        seq: history.head,
+        reset: !history.complete,
+        events: history.events,
+    })
     .into_response())
 }
 
@@ -339,5 +340,5 @@ async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
             "the store is unavailable",
         )
     })?;
-    Ok(Json(json!({ "status": "ready" })).into_response())
+    Ok(Json(ServiceStatus { status: "ready" }).into_response())
 }

@@ -99,7 +99,7 @@ impl MonitorKey {
 
 /// A monitor as the API shows it: its settings, its latest state and its
 /// count of consecutive failed checks.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MonitorView {
     pub id: String,
@@ -137,7 +137,7 @@ impl MonitorView {
 }
 
 /// `POST .../monitors/{id}/status`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusOverride {
     pub health: Health,

@@ -30,7 +30,7 @@ const FORBIDDEN_HEADERS: [&str; 5] = [
     "te",
 ];
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MonitorSpec {
     /// `http://` or `https://`.
@@ -174,6 +174,28 @@ pub struct StatusRange {
     pub lo: u16,
     pub hi: u16,
 }
+
+/// In the OpenAPI document: a status code, or a `"lo-hi"` range.
+impl utoipa::PartialSchema for StatusRange {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(100))
+                    .maximum(Some(599)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[1-5][0-9]{2}-[1-5][0-9]{2}$")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for StatusRange {}
 
 impl StatusRange {
     fn new(lo: u16, hi: u16) -> Result<StatusRange, String> {
