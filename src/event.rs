@@ -156,6 +156,8 @@ pub trait Report: serde::de::DeserializeOwned + Send + Sync + 'static {
 /// `POST /v1/accounts/{account}/phone-tests`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"phoneNumberId": "1234567890", "isActive": true,
+    "qualityRating": "GREEN", "displayPhoneNumber": "+1 555 0100", "verifiedName": "Acme"}))]
 pub struct PhoneTest {
     #[schema(min_length = 1, max_length = 256)]
     pub phone_number_id: String,
@@ -213,6 +215,8 @@ impl Report for PhoneTest {
 /// `POST /v1/accounts/{account}/credential-tests`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"provider": "binance", "userId": "user-1", "success": false,
+    "error": "invalid signature", "requestId": "req-1"}))]
 pub struct CredentialTest {
     #[schema(min_length = 1, max_length = 256)]
     pub provider: String,
@@ -289,6 +293,7 @@ impl CredentialTest {
 /// `POST /v1/accounts/{account}/events`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"event": "order.paid", "data": {"orderId": "o-1", "total": 12.5}}))]
 pub struct CustomEvent {
     /// Not one of the names the hub emits itself.
     #[schema(pattern = r"^[a-z][a-z0-9_.:-]{0,63}$")]

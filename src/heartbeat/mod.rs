@@ -99,7 +99,8 @@ impl MonitorKey {
 
 /// A monitor as the API shows it: its settings, its latest state and its
 /// count of consecutive failed checks.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+/// (Its OpenAPI schema is in `openapi::schemas`: the flattened settings.)
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MonitorView {
     pub id: String,
@@ -139,6 +140,7 @@ impl MonitorView {
 /// `POST .../monitors/{id}/status`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"health": "unhealthy", "source": "manual", "lastError": "maintenance"}))]
 pub struct StatusOverride {
     pub health: Health,
     /// `manual` (default) or `system`; `heartbeat` is the checker's own.

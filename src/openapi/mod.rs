@@ -10,6 +10,7 @@
 //! the live hub's answers against it.
 
 mod paths;
+mod schemas;
 
 use crate::{
     api::bodies::{ErrorBody, EventsPage, MonitorList, ServiceStatus, Unchanged},

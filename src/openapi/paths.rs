@@ -11,7 +11,22 @@ use crate::{
     metrics::Report,
     store::{Receipt, Snapshot},
 };
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
+
+/// One Server-Sent Event of `/stream` (OpenAPI 3.1 describes an event stream
+/// event by event).
+#[derive(ToSchema)]
+#[schema(as = ServerSentEvent)]
+struct SseEvent {
+    /// `snapshot`, an event name, or `statushub:disconnect`.
+    event: String,
+    /// The envelope (or the snapshot, or `{"reason", "reconnect"}`) as JSON.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+    /// The seq; absent on `statushub:disconnect`.
+    #[schema(pattern = "^[0-9]+$")]
+    id: Option<String>,
+}
 
 /// `{account}`. Ids (here and `{id}`): letters, digits, `_ - . @`, 1 to 128
 /// bytes, not only dots (`.` and `..` would be path segments).
@@ -200,7 +215,7 @@ snapshot is `event: snapshot`. Before the server ends a stream it sends `event: 
 with `data: {\"reason\", \"reconnect\"}`. The stream does not end by itself.",
     params(AccountPath, StreamQuery, StreamHeaders),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = SseEvent),
         (status = 400, description = "Bad path, query or Last-Event-ID", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "The token is for another account", body = ErrorBody),
