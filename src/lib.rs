@@ -20,6 +20,7 @@ pub mod hub;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
+pub mod parse;
 pub mod rate_limit;
 pub mod server;
 pub mod store;

@@ -279,7 +279,7 @@ async fn custom_event(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReadQuery {
+pub(crate) struct ReadQuery {
     since: Option<u64>,
     limit: Option<usize>,
     token: Option<String>,
@@ -305,17 +305,22 @@ impl FromRequestParts<AppState> for AccountRead {
     }
 }
 
-async fn events_since(
-    State(state): State<AppState>,
-    read: AccountRead,
-) -> Result<Response, ApiError> {
-    let since = read.query.since.unwrap_or(0);
-    let limit = read.query.limit.unwrap_or(DEFAULT_PAGE);
+/// `since` and `limit` of an `events` read, defaults applied and checked.
+pub(crate) fn page_bounds(query: &ReadQuery) -> Result<(u64, usize), ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
+    Ok((query.since.unwrap_or(0), limit))
+}
+
+async fn events_since(
+    State(state): State<AppState>,
+    read: AccountRead,
+) -> Result<Response, ApiError> {
+    let (since, limit) = page_bounds(&read.query)?;
     let history = state.hub.history(&read.account, since, limit).await?;
     let last = history.events.last().map_or(since, |e| e.seq);
     Ok(Json(EventsPage {
