@@ -7,7 +7,7 @@
 pub mod bodies;
 mod error;
 mod monitors;
-mod ops;
+pub(crate) mod ops;
 
 pub use error::ApiError;
 

@@ -14,9 +14,9 @@ mod schemas;
 
 use crate::{
     api::bodies::{ErrorBody, EventsPage, MonitorList, ServiceStatus, Unchanged},
+    api::ops::Stats,
     event::{CredentialTest, CustomEvent, Event, PhoneTest},
     heartbeat::{Current, Health, MonitorSpec, MonitorView, Source, StatusOverride},
-    metrics::Report,
     store::{Receipt, Snapshot},
 };
 use axum::{
@@ -85,7 +85,7 @@ Every error answer is `{\"error\": {\"code\", \"message\"}}`.",
         Health,
         Source,
         ServiceStatus,
-        Report,
+        Stats,
     )),
     modifiers(&Security),
     tags(

@@ -6,9 +6,9 @@
 
 use crate::{
     api::bodies::{ErrorBody, EventsPage, MonitorList, ServiceStatus, Unchanged},
+    api::ops::Stats,
     event::{CredentialTest, CustomEvent, PhoneTest},
     heartbeat::{MonitorSpec, MonitorView, StatusOverride},
-    metrics::Report,
     store::{Receipt, Snapshot},
 };
 use utoipa::{IntoParams, ToSchema};
@@ -347,7 +347,7 @@ fn metrics() {}
 
 /// `GET /v1/stats`
 #[utoipa::path(get, path = "/v1/stats", tag = "operations", summary = "The same figures as JSON",
-    responses((status = 200, description = "The figures", body = Report)))]
+    responses((status = 200, description = "The figures", body = Stats)))]
 fn stats() {}
 
 /// `GET /`
