@@ -21,7 +21,7 @@ step "cargo test"
 cargo test --locked --workspace
 
 export STATUSHUB_BIN="$PWD/target/debug/statushub"
-for suite in tests/node web-client tests/browser; do
+for suite in tests/node web-client tests/browser tests/react-app; do
   [ -f "$suite/package.json" ] || continue
   step "npm test ($suite)"
   (cd "$suite" && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run --if-present check:page)

@@ -4,8 +4,13 @@
 //! per-IP connection limits are shared by Socket.IO, WebSocket and SSE, so no
 //! transport can starve the others. The answer is a [`Permit`] that counts the
 //! connection (in the limits and in [`Metrics`]) for exactly as long as it
-//! lives. Shutdown goes through here too: it refuses newcomers, tells every
-//! open connection to leave, and lets the server wait until they have.
+//! lives. HTTP connections that have not (yet) become client connections are
+//! bounded per IP too ([`Admission::admit_http`]), so half-sent requests and
+//! idle keep-alives cannot pile up. Once the server's shutdown signal fires,
+//! newcomers are refused; telling open connections to leave is the signal's
+//! job (transports listen to it), and the server waits here until they have
+//! (a connection with nobody to say goodbye to is marked quiet and not
+//! waited for, see [`Permit::set_quiet`]).
 
 use crate::{
     config::Limits,
@@ -15,10 +20,14 @@ use crate::{
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Why a connection was turned away; `code` is the stable word clients see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +54,10 @@ impl Refusal {
 struct Counts {
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
-    closing: bool,
+    /// HTTP connections per IP that are not upgraded (see [`HttpSlot`]).
+    http_per_ip: HashMap<IpAddr, usize>,
+    /// Of `total`, those shutdown does not wait for ([`Permit::set_quiet`]).
+    quiet: usize,
 }
 
 pub struct Admission {
@@ -53,20 +65,21 @@ pub struct Admission {
     max_per_ip: usize,
     counts: Mutex<Counts>,
     metrics: Arc<Metrics>,
-    /// Flips to true once, when shutdown begins.
-    shutdown: watch::Sender<bool>,
+    /// The server's shutdown signal: once cancelled, newcomers are refused.
+    shutdown: CancellationToken,
     /// Woken whenever a permit is released.
     released: Notify,
 }
 
 impl Admission {
-    pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// `shutdown` is the server's signal; admission only reads it.
+    pub fn new(limits: &Limits, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Arc<Self> {
         Arc::new(Admission {
             max_total: limits.max_connections,
             max_per_ip: limits.max_connections_per_ip,
             counts: Mutex::default(),
             metrics,
-            shutdown: watch::channel(false).0,
+            shutdown,
             released: Notify::new(),
         })
     }
@@ -86,7 +99,7 @@ impl Admission {
         let refusal = {
             let mut counts = self.counts();
             let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
-            if counts.closing {
+            if self.shutdown.is_cancelled() {
                 Some(Refusal::ShuttingDown)
             } else if counts.total >= self.max_total {
                 Some(Refusal::OverCapacity(self.max_total))
@@ -108,6 +121,7 @@ impl Admission {
             ip,
             transport,
             close_reason: Mutex::new(None),
+            quiet: AtomicBool::new(false),
         })
     }
 
@@ -117,23 +131,26 @@ impl Admission {
         self.metrics.connection_refused(reason);
     }
 
-    /// Resolves when shutdown begins (at once if it already has).
-    pub fn shutting_down(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = self.shutdown.subscribe();
-        async move {
-            // An error means the admission is gone, which is shutdown too.
-            let _ = rx.wait_for(|closing| *closing).await;
+    /// Counts one accepted HTTP connection from `ip` until it is upgraded or
+    /// closed. `None` when `ip` already holds the per-IP limit of them: the
+    /// caller closes the connection. Client connections are counted apart
+    /// (by [`Admission::admit`]), so a client's own HTTP connection never
+    /// makes it refuse itself.
+    pub fn admit_http(self: &Arc<Self>, ip: IpAddr) -> Option<HttpSlot> {
+        {
+            let mut counts = self.counts();
+            let held = counts.http_per_ip.entry(ip).or_default();
+            if *held >= self.max_per_ip {
+                drop(counts);
+                self.metrics.connection_refused(Refusal::PerIp(0).code());
+                return None;
+            }
+            *held += 1;
         }
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.counts().closing
-    }
-
-    /// Refuses new connections from now on and tells open ones to go.
-    pub fn begin_shutdown(&self) {
-        self.counts().closing = true;
-        self.shutdown.send_replace(true);
+        Some(HttpSlot {
+            admission: self.clone(),
+            ip,
+        })
     }
 
     /// Connections open now.
@@ -141,19 +158,42 @@ impl Admission {
         self.counts().total
     }
 
-    /// Waits until every permit is released or `limit` passes; returns how
-    /// many connections were still open.
+    /// Open connections shutdown waits for: all but the quiet ones.
+    fn awaited(&self) -> usize {
+        let counts = self.counts();
+        counts.total.saturating_sub(counts.quiet)
+    }
+
+    /// Waits until every permit not marked quiet is released or `limit`
+    /// passes; returns how many such connections were still open.
     pub async fn wait_until_idle(&self, limit: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             // Registered before the check, so a release in between is not missed.
             let released = self.released.notified();
-            let open = self.open();
-            if open == 0 {
+            if self.awaited() == 0 {
                 return 0;
             }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
-                return self.open();
+                return self.awaited();
+            }
+        }
+    }
+}
+
+/// One counted HTTP connection; dropping it releases its place.
+pub struct HttpSlot {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+}
+
+impl Drop for HttpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.admission.counts();
+        if let Some(n) = counts.http_per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.http_per_ip.remove(&self.ip);
             }
         }
     }
@@ -166,6 +206,7 @@ pub struct Permit {
     ip: IpAddr,
     transport: Transport,
     close_reason: Mutex<Option<&'static str>>,
+    quiet: AtomicBool,
 }
 
 impl Permit {
@@ -182,6 +223,29 @@ impl Permit {
             .get_or_insert(reason);
     }
 
+    /// Whether shutdown waits for this connection to end. A connection is
+    /// waited for unless marked quiet: one with no client to say goodbye to
+    /// (an Engine.IO session no Socket.IO client has joined, or one whose
+    /// client has left) still counts against the limits, but simply ends
+    /// with the process.
+    pub fn set_quiet(&self, quiet: bool) {
+        {
+            // Flag and count change together, under the lock.
+            let mut counts = self.admission.counts();
+            if self.quiet.swap(quiet, Ordering::Relaxed) == quiet {
+                return;
+            }
+            if quiet {
+                counts.quiet += 1;
+            } else {
+                counts.quiet = counts.quiet.saturating_sub(1);
+            }
+        }
+        if quiet {
+            self.admission.released.notify_waiters();
+        }
+    }
+
     /// `client_closed` unless the server ended the connection for a reason.
     pub fn close_reason(&self) -> &'static str {
         self.close_reason
@@ -196,6 +260,9 @@ impl Drop for Permit {
         {
             let mut counts = self.admission.counts();
             counts.total = counts.total.saturating_sub(1);
+            if *self.quiet.get_mut() {
+                counts.quiet = counts.quiet.saturating_sub(1);
+            }
             if let Some(n) = counts.per_ip.get_mut(&self.ip) {
                 *n -= 1;
                 if *n == 0 {
@@ -220,7 +287,11 @@ mod tests {
             max_connections_per_ip: per_ip,
             ..Limits::default()
         };
-        Admission::new(&limits, Arc::new(Metrics::default()))
+        Admission::new(
+            &limits,
+            Arc::new(Metrics::default()),
+            CancellationToken::new(),
+        )
     }
 
     #[test]
@@ -238,11 +309,47 @@ mod tests {
         );
         drop(p1);
         assert!(a.admit(ip1, Transport::Sse).is_ok());
-        a.begin_shutdown();
+        a.shutdown.cancel();
         assert_eq!(
             a.admit(ip2, Transport::Sse).err(),
             Some(Refusal::ShuttingDown)
         );
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_connections_not_marked_quiet() {
+        let a = admission(3, 3);
+        let session = a.admit(None, Transport::SocketIo).unwrap();
+        session.set_quiet(true);
+        session.set_quiet(true);
+        assert_eq!(a.open(), 1, "a quiet connection still counts");
+        assert_eq!(a.wait_until_idle(Duration::ZERO).await, 0);
+        session.set_quiet(false);
+        assert_eq!(a.wait_until_idle(Duration::ZERO).await, 1);
+        let waiting = tokio::spawn({
+            let a = a.clone();
+            async move { a.wait_until_idle(Duration::from_secs(3600)).await }
+        });
+        tokio::task::yield_now().await;
+        session.set_quiet(true);
+        let woken = tokio::time::timeout(Duration::from_secs(10), waiting).await;
+        assert_eq!(woken.expect("woken when it turns quiet").unwrap(), 0);
+        drop(session);
+        assert_eq!((a.open(), a.counts().quiet), (0, 0));
+    }
+
+    #[test]
+    fn http_connections_are_bounded_per_ip_apart_from_clients() {
+        let a = admission(10, 2);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let _client = a.admit(Some(ip), Transport::Sse).unwrap();
+        let _c2 = a.admit(Some(ip), Transport::Sse).unwrap();
+        let h1 = a.admit_http(ip).expect("clients do not count here");
+        let _h2 = a.admit_http(ip).expect("second");
+        assert!(a.admit_http(ip).is_none(), "third is over the limit");
+        assert!(a.admit_http("10.0.0.2".parse().unwrap()).is_some());
+        drop(h1);
+        assert!(a.admit_http(ip).is_some(), "released on drop");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start-up: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the hub.
@@ -51,8 +53,8 @@ pub struct ServeArgs {
     /// Comma-separated API keys for backend services.
     #[arg(long, env = "STATUSHUB_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
-    /// Redis URL for cluster mode on Redis. A build without cluster mode refuses to
-    /// start with it set, naming this setting.
+    /// Redis URL for cluster mode on Redis: events, snapshots, idempotency records and
+    /// monitors live in Redis, not the data dir (cross-node fan-out is not built yet; docs/CLUSTER.md).
     #[arg(long, env = "STATUSHUB_REDIS_URL")]
     pub redis_url: Option<String>,
     /// Comma-separated origins allowed for CORS and WebSocket upgrades (default: same origin only).
@@ -107,6 +109,10 @@ pub struct ServeArgs {
     /// Publishes an API key may burst above the sustained rate.
     #[arg(long, env = "STATUSHUB_PUBLISH_BURST", default_value_t = 2_000)]
     pub publish_burst: u32,
+    /// How long a Socket.IO session may stay open without joining (its connect
+    /// packet accepted) before it is closed, e.g. 10s.
+    #[arg(long, env = "STATUSHUB_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
     /// How often idle peers are pinged (and SSE keep-alives sent), e.g. 25s.
     #[arg(long, env = "STATUSHUB_PING_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
     pub ping_interval: Duration,
@@ -116,6 +122,12 @@ pub struct ServeArgs {
     /// How long a raw WebSocket client may take to authenticate, e.g. 5s.
     #[arg(long, env = "STATUSHUB_AUTH_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub auth_timeout: Duration,
+    /// How long an HTTP client may take to send a request's headers, e.g. 10s.
+    #[arg(long, env = "STATUSHUB_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// How long an HTTP connection may stay open with no request in flight, e.g. 60s.
+    #[arg(long, env = "STATUSHUB_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
     /// Log format on stderr.
     #[arg(long, env = "STATUSHUB_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -244,9 +256,12 @@ impl ServeArgs {
                 max_message_bytes: self.max_message_bytes,
                 publish_rate: self.publish_rate,
                 publish_burst: self.publish_burst,
+                connect_timeout: self.connect_timeout,
                 ping_interval: self.ping_interval,
                 ping_timeout: self.ping_timeout,
                 auth_timeout: self.auth_timeout,
+                header_read_timeout: self.header_read_timeout,
+                idle_timeout: self.idle_timeout,
                 ..Limits::default()
             },
             retention: Retention {
@@ -299,11 +314,20 @@ impl ServeArgs {
         }
         let nonzero = [
             (
+                "STATUSHUB_CONNECT_TIMEOUT (--connect-timeout)",
+                self.connect_timeout,
+            ),
+            (
                 "STATUSHUB_PING_INTERVAL (--ping-interval)",
                 self.ping_interval,
             ),
             ("STATUSHUB_PING_TIMEOUT (--ping-timeout)", self.ping_timeout),
             ("STATUSHUB_AUTH_TIMEOUT (--auth-timeout)", self.auth_timeout),
+            (
+                "STATUSHUB_HEADER_READ_TIMEOUT (--header-read-timeout)",
+                self.header_read_timeout,
+            ),
+            ("STATUSHUB_IDLE_TIMEOUT (--idle-timeout)", self.idle_timeout),
         ];
         for (setting, value) in nonzero {
             if value.is_zero() {

@@ -42,6 +42,9 @@ pub struct Limits {
     pub publish_rate: u32,
     /// Publishes an API key may make in a burst above the sustained rate.
     pub publish_burst: u32,
+    /// How long an Engine.IO session may stay open without a Socket.IO
+    /// client joining it (the connect packet, accepted) before it is closed.
+    pub connect_timeout: Duration,
     /// How often the server pings idle WebSocket/Socket.IO peers (and sends
     /// SSE keep-alive comments).
     pub ping_interval: Duration,
@@ -49,6 +52,10 @@ pub struct Limits {
     pub ping_timeout: Duration,
     /// How long a raw WebSocket client may take to send its `auth` frame.
     pub auth_timeout: Duration,
+    /// How long an HTTP client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long an HTTP connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -63,9 +70,12 @@ impl Default for Limits {
             max_message_bytes: 64 * 1024,
             publish_rate: 1_000,
             publish_burst: 2_000,
+            connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             auth_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

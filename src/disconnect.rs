@@ -18,6 +18,8 @@
 //!
 //! | code | word | when | reconnect |
 //! |---|---|---|---|
+//! | 1002 | `transport_error` | a frame breaking RFC 6455 (unmasked, reserved opcode or bits, bad control frame) | no |
+//! | 1007 | `transport_error` | a text frame that is not UTF-8 | no |
 //! | 1008 | `bad_request` | too many malformed frames | no |
 //! | 1009 | `too_large` | a frame over `--max-message-bytes` | no |
 //! | 1011 | `store_unavailable` | the store failed while replaying the gap | yes |
@@ -121,6 +123,26 @@ impl Disconnect {
         reconnect: false,
     };
 
+    // --- The peer broke the WebSocket protocol (RFC 6455 section 7.4.1);
+    // counted as a transport error, as the frame never reached the hub. ---
+
+    /// An unmasked client frame, a reserved opcode or bit, a bad control frame.
+    pub const PROTOCOL_ERROR: Disconnect = Disconnect {
+        word: TRANSPORT_ERROR,
+        ws_code: 1002,
+        ws_text: "protocol_error: invalid WebSocket frame",
+        reconnect: false,
+    };
+    /// A text frame (or close reason) that is not UTF-8.
+    pub const INVALID_PAYLOAD: Disconnect = Disconnect {
+        word: TRANSPORT_ERROR,
+        ws_code: 1007,
+        ws_text: "invalid_payload: text frames must be UTF-8",
+        reconnect: false,
+    };
+
+    pub const PROTOCOL: [Disconnect; 2] = [Disconnect::PROTOCOL_ERROR, Disconnect::INVALID_PAYLOAD];
+
     pub const RECONNECTING: [Disconnect; 4] = [
         Disconnect::SLOW,
         Disconnect::STORE_UNAVAILABLE,
@@ -219,6 +241,12 @@ mod tests {
                 assert_ne!(a.word, b.word);
                 assert_ne!(a.ws_code, b.ws_code);
             }
+        }
+        for p in Disconnect::PROTOCOL {
+            assert!(p.ws_text.len() <= 123, "{}", p.ws_code);
+            assert!(!p.reconnect);
+            let others = all.iter().chain(Disconnect::PROTOCOL.iter());
+            assert_eq!(others.filter(|o| o.ws_code == p.ws_code).count(), 1);
         }
     }
 

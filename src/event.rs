@@ -7,6 +7,8 @@
 //! entry where an event depends on it), so the store can run it inside its
 //! append transaction and the rules are unit-testable without a server.
 
+pub mod json;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json, value::RawValue};
 use std::sync::LazyLock;
@@ -34,11 +36,15 @@ static CUSTOM_NAME: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"^[a-z][a-z0-9_.:-]{0,63}$").expect("static regex"));
 
 /// Account ids appear in paths, room names and tokens: keep them plain.
+/// The one id rule: monitor ids and token claims use it too. Ids made only
+/// of dots (`.`, `..`) are refused: as path segments they mean "here" and
+/// "up", which proxies and clients rewrite.
 pub fn valid_account_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
+        && !id.bytes().all(|b| b == b'.')
 }
 
 /// Checks a backend-chosen event name against the contract.
@@ -232,8 +238,11 @@ impl Report for CredentialTest {
     const EVENT: &'static str = STATUS_SYNC;
     const SECTION: Section = Section::Credentials;
 
+    /// `{provider}:{userId}` (the contract): two users' tests of one
+    /// provider are two entries. Entries stored before this key existed
+    /// stay under the bare provider name (README, `snapshot`).
     fn key(&self) -> String {
-        self.provider.clone()
+        format!("{}:{}", self.provider, self.user_id)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -242,7 +251,7 @@ impl Report for CredentialTest {
     }
 
     /// `status_sync` data. `statusRefreshed` is true when the hub's stored
-    /// status for this provider changed (first report, or success/error
+    /// status for this provider and user changed (first report, or success/error
     /// differ from the last one); `cacheInvalidated` is true when the event
     /// names client caches to refetch.
     fn to_data(&self, previous: Option<&Value>, now: &str) -> Value {
@@ -349,6 +358,24 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_plain_and_not_only_dots() {
+        for ok in [
+            "a",
+            "acc-1",
+            "a.b",
+            ".a",
+            "a..",
+            "user@example.com",
+            &"x".repeat(128),
+        ] {
+            assert!(valid_account_id(ok), "{ok:?} refused");
+        }
+        for bad in ["", ".", "..", "...", "a b", "a/b", "é", &"x".repeat(129)] {
+            assert!(!valid_account_id(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
     fn custom_names_follow_the_contract() {
         assert!(check_custom_name("order.paid").is_ok());
         assert!(check_custom_name("a").is_ok());
@@ -402,6 +429,7 @@ mod tests {
             error: None,
             request_id: None,
         };
+        assert_eq!(test.key(), "binance:u1", "one entry per provider and user");
         let first = test.to_data(None, "T");
         assert_eq!(first["statusRefreshed"], true);
         assert_eq!(

@@ -16,6 +16,7 @@ pub mod dev;
 pub mod disconnect;
 pub mod event;
 pub mod heartbeat;
+pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod openapi;
@@ -27,4 +28,4 @@ pub mod store;
 pub mod subscribe;
 pub mod transport;
 
-pub use server::run;
+pub use server::{Server, run};

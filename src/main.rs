@@ -40,11 +40,17 @@ fn main() -> ExitCode {
                     Ok(addr) => format!("http://{addr}"),
                     Err(e) => return fail(e),
                 };
-                if dev {
-                    println!("{}", dev_banner(&config, &url, &generated));
+                let banner = dev.then(|| dev_banner(&config, &url, &generated));
+                // Announced only once the store is open: start-up can no longer fail.
+                let server = match statushub::Server::open(config).await {
+                    Ok(server) => server,
+                    Err(e) => return fail(e),
+                };
+                if let Some(banner) = banner {
+                    println!("{banner}");
                 }
                 println!("statushub listening on {url}");
-                match statushub::run(listener, config, shutdown_signal()).await {
+                match server.serve(listener, shutdown_signal()).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => fail(e),
                 }

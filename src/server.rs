@@ -1,43 +1,55 @@
 //! Wires config → store → hub → API and transports, and serves them on a
-//! listener the caller owns until the caller's shutdown future resolves.
+//! listener the caller owns until the caller's shutdown future resolves; then
+//! stops everything in one written order (see [`Server::serve`]).
 
 use crate::{
     admission::Admission,
     api::{self, AppState},
     auth::{ApiKeys, Jwt},
-    config::Config,
+    config::{Config, Retention},
     heartbeat::{Heartbeat, HeartbeatError},
+    http::{self, Shutdown, Timeouts},
     hub::Hub,
+    page,
     rate_limit::PublishLimiter,
-    store::{StoreError, Stores},
+    store::{Feed, RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
 };
 use axum::{
-    ServiceExt,
     http::{HeaderName, Method, header},
     middleware,
-    serve::ListenerExt,
 };
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, io, path::Path, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::mpsc};
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Committed events waiting for the dispatcher; a full channel slows the
 /// store's writer, never a subscriber.
 const FEED_CAPACITY: usize = 4096;
-/// How long shutdown waits for in-flight requests after closing sockets.
-const DRAIN_FOR: Duration = Duration::from_secs(10);
-/// How long shutdown waits for upgraded WebSockets to say goodbye (they
-/// are not tracked by the HTTP server; each gives up on its own within 2 s).
-const CONNECTIONS_GRACE: Duration = Duration::from_secs(5);
-/// How long shutdown waits for the store to flush and close.
-const STORE_GRACE: Duration = Duration::from_secs(5);
+/// Shutdown's stages, each bounded; their sum (9 s) is what docs/OPERATIONS.md
+/// promises, under the 10 s Docker and 30 s Kubernetes wait before SIGKILL.
+/// With no clients the whole shutdown takes milliseconds.
+///
+/// How long monitor results being recorded may take to land.
+const HEARTBEAT_GRACE: Duration = Duration::from_secs(1);
+/// How long in-flight HTTP requests may take to finish once the signal fired.
+const DRAIN_FOR: Duration = Duration::from_secs(4);
+/// How long upgraded connections (WebSocket, Socket.IO) may take after the
+/// drain to say goodbye; each gives up on its own within 2 s of the signal.
+const CONNECTIONS_GRACE: Duration = Duration::from_secs(2);
+/// How long the store may take to flush, checkpoint and close.
+const STORE_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The store could not be opened in the data directory; `reason` is the
+    /// cause in plain words ("permission denied", "not a directory", …).
+    #[error("cannot open the store in {dir} (STATUSHUB_DATA_DIR, --data-dir): {reason}")]
+    DataDir { dir: String, reason: String },
     #[error("{setting} is invalid: {reason}")]
     Config {
         setting: &'static str,
@@ -49,136 +61,272 @@ pub enum ServerError {
     Heartbeat(#[from] HeartbeatError),
 }
 
-/// Runs the hub on `listener` until `shutdown` resolves, then stops
-/// accepting, tells client connections to reconnect (they resume elsewhere
-/// or after a restart), finishes in-flight requests and returns once the
-/// store is flushed — each step bounded in time.
+/// Runs the hub on `listener` until `shutdown` resolves: [`Server::open`]
+/// then [`Server::serve`].
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    if config.redis_url.is_some() {
-        return Err(ServerError::Config {
-            setting: "STATUSHUB_REDIS_URL (--redis-url)",
-            reason: "cluster mode on Redis is not available in this build yet; unset it to run a single node".into(),
-        });
-    }
-    let origins =
-        OriginPolicy::new(&config.allowed_origins).map_err(|reason| ServerError::Config {
-            setting: "STATUSHUB_ALLOWED_ORIGINS (--allowed-origins)",
-            reason,
-        })?;
-    let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
-    // Moved apart, not kept whole: the store closes when its last holder lets go.
-    let Stores { log, monitors } = Stores::sqlite(&config.data_dir, config.retention, feed_tx)?;
-    let hub = Hub::start(log, feed_rx, config.limits.clone());
-    let store_closed = hub.stopped();
-    let heartbeat = Arc::new(Heartbeat::start(hub.clone(), monitors, &config.monitors).await?);
-    let jwt = Jwt::new(&config.jwt_secret);
-    let keys = ApiKeys::new(&config.api_keys);
-    let admission = Admission::new(&config.limits, hub.metrics.clone());
-    let ctx = transport::Context {
-        hub: hub.clone(),
-        jwt: jwt.clone(),
-        keys: keys.clone(),
-        limits: config.limits.clone(),
-        admission: admission.clone(),
-    };
+    Server::open(config).await?.serve(listener, shutdown).await
+}
 
-    let (sio_layer, io) = transport::socketio::layer(ctx.clone());
-    let sio_hub = hub.clone();
-    let limits = &config.limits;
-    let state = AppState {
-        hub,
-        jwt,
-        keys,
-        max_body_bytes: limits.max_body_bytes,
-        publish_limit: Arc::new(PublishLimiter::new(
-            limits.publish_rate,
-            limits.publish_burst,
-            config.api_keys.len(),
-        )),
-        heartbeat: heartbeat.clone(),
-    };
-    let routes = api::router(state)
-        .merge(transport::ws::router(ctx.clone()))
-        .merge(transport::sse::router(ctx))
-        .merge(crate::openapi::router());
-    // Socket.IO and the checks every request gets run in front of the router,
-    // not as `Router::layer`s: a router clones its matched route's whole
-    // service stack (the API's state included) for every request, which was
-    // ~8 % of the instructions spent per Socket.IO connection. Outermost first.
-    let app = ServiceBuilder::new()
-        .layer(cors(origins.clone()))
-        .layer(middleware::from_fn_with_state(
-            (origins, admission.clone()),
-            transport::origin::guard,
-        ))
-        // Directly outside socketioxide, so the request it keeps is already
-        // detached. A plain request map: no boxed future per request.
-        .map_request(transport::socketio::detach_request_head)
-        .layer(sio_layer)
-        .service(routes);
+/// A hub that is ready: its store is open and its heartbeat running. Only
+/// [`Server::serve`] lets clients in, so a caller can announce the hub once
+/// `open` succeeded and never before start-up can still fail.
+pub struct Server {
+    config: Config,
+    origins: OriginPolicy,
+    stores: Stores,
+    hub: Arc<Hub>,
+    heartbeat: Arc<Heartbeat>,
+    admission: Arc<Admission>,
+    /// The server's shutdown signal: transports end their connections on
+    /// it, admission refuses newcomers, the HTTP layer stops accepting.
+    signal: CancellationToken,
+}
 
-    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-    let closing = admission.clone();
-    let stopping = heartbeat.clone();
-    let graceful = async move {
-        shutdown.await;
-        tracing::info!("shutting down: refusing new connections, closing client connections");
-        // No health change is published once shutdown has begun.
-        stopping.stop().await;
-        // WebSockets close with 1012, SSE streams end, newcomers get 503.
-        closing.begin_shutdown();
-        transport::socketio::shutdown(&io, &sio_hub).await;
-        drop(sio_hub);
-        let _ = drained_tx.send(());
-    };
-    // Nagle's algorithm holds a small write back until the previous one is
-    // acknowledged, and clients delay ACKs by up to 40 ms: every handshake
-    // that answers in two writes (HTTP 101, then Engine.IO's open packet), and
-    // every event behind an unacknowledged one, would wait for it.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful);
-    tokio::select! {
-        result = serve => result?,
-        // Requests still running long after the signal are abandoned; nothing
-        // they hold was acknowledged.
-        _ = async { let _ = drained_rx.await; tokio::time::sleep(DRAIN_FOR).await } => {
-            tracing::warn!("in-flight requests did not finish in time; exiting anyway");
-        }
+impl Server {
+    /// Validates what the config alone cannot, opens the store and starts
+    /// the hub and the heartbeat.
+    pub async fn open(config: Config) -> Result<Server, ServerError> {
+        let origins =
+            OriginPolicy::new(&config.allowed_origins).map_err(|reason| ServerError::Config {
+                setting: "STATUSHUB_ALLOWED_ORIGINS (--allowed-origins)",
+                reason,
+            })?;
+        let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
+        let stores = match &config.redis_url {
+            Some(url) => Stores::shared(Arc::new(open_redis(url, &config, feed_tx).await?)),
+            None => open_store(&config.data_dir, config.retention, feed_tx)?,
+        };
+        let hub = Hub::start(stores.log.clone(), feed_rx, config.limits.clone());
+        let heartbeat =
+            match Heartbeat::start(hub.clone(), stores.monitors.clone(), &config.monitors).await {
+                Ok(heartbeat) => Arc::new(heartbeat),
+                Err(e) => {
+                    hub.stop();
+                    let _ = stores.close().await;
+                    return Err(e.into());
+                }
+            };
+        let signal = CancellationToken::new();
+        let admission = Admission::new(&config.limits, hub.metrics.clone(), signal.clone());
+        Ok(Server {
+            config,
+            origins,
+            stores,
+            hub,
+            heartbeat,
+            admission,
+            signal,
+        })
     }
-    heartbeat.stop().await;
-    // The heartbeat holds the hub and the store; it must let go for the store to close.
-    drop(heartbeat);
-    let open = admission.wait_until_idle(CONNECTIONS_GRACE).await;
-    if open > 0 {
-        tracing::warn!(
-            open,
-            "connections still open after the grace period; exiting anyway"
+
+    /// Serves the hub on `listener` until `shutdown` resolves, then stops in
+    /// the order below and returns once the store is closed — each stage
+    /// bounded in time.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Server {
+            config,
+            origins,
+            stores,
+            hub,
+            heartbeat,
+            admission,
+            signal,
+        } = self;
+        let jwt = Jwt::new(&config.jwt_secret);
+        let keys = ApiKeys::new(&config.api_keys);
+        let ctx = transport::Context {
+            hub: hub.clone(),
+            jwt: jwt.clone(),
+            keys: keys.clone(),
+            limits: config.limits.clone(),
+            admission: admission.clone(),
+            shutdown: signal.clone(),
+        };
+
+        let (sio_layer, io) = transport::socketio::layer(ctx.clone());
+        let limits = &config.limits;
+        let state = AppState {
+            hub: hub.clone(),
+            jwt,
+            keys,
+            max_body_bytes: limits.max_body_bytes,
+            publish_limit: Arc::new(PublishLimiter::new(
+                limits.publish_rate,
+                limits.publish_burst,
+                config.api_keys.len(),
+            )),
+            heartbeat: heartbeat.clone(),
+        };
+        let routes = api::router(state)
+            .merge(transport::ws::router(ctx.clone()))
+            .merge(transport::sse::router(ctx))
+            .merge(page::router())
+            .merge(crate::openapi::router());
+        // Socket.IO and the checks every request gets run in front of the router,
+        // not as `Router::layer`s: a router clones its matched route's whole
+        // service stack (the API's state included) for every request, which was
+        // ~8 % of the instructions spent per Socket.IO connection. Outermost first.
+        let app = ServiceBuilder::new()
+            .layer(cors(origins.clone()))
+            .layer(middleware::from_fn_with_state(
+                (origins, admission.clone()),
+                transport::origin::guard,
+            ))
+            // Directly outside socketioxide, so the request it keeps is already
+            // detached. A plain request map: no boxed future per request.
+            .map_request(transport::socketio::detach_request_head)
+            .layer(sio_layer)
+            .service(routes);
+        let timeouts = Timeouts {
+            header_read: limits.header_read_timeout,
+            idle: limits.idle_timeout,
+        };
+        let polls_answered = CancellationToken::new();
+        let serving = http::serve(
+            listener,
+            app,
+            admission.clone(),
+            timeouts,
+            transport::socketio::is_long_poll,
+            Shutdown {
+                signal: signal.clone(),
+                polls_answered: polls_answered.clone(),
+                drain: DRAIN_FOR,
+            },
         );
+
+        // The shutdown order. Each stage is bounded; see the constants.
+        let stopping = async {
+            shutdown.await;
+            tracing::info!("shutting down: refusing new connections, closing client connections");
+            // 1. The heartbeat stops first: no health change is published
+            //    once clients are being told to leave.
+            if tokio::time::timeout(HEARTBEAT_GRACE, heartbeat.stop())
+                .await
+                .is_err()
+            {
+                tracing::warn!("monitor results still being recorded were abandoned");
+            }
+            // 2. The signal: the HTTP layer stops accepting and closes
+            //    connections with no request in flight; WebSockets close
+            //    with 1012 and SSE streams end (each after what is queued
+            //    for it); admission refuses newcomers with 503.
+            signal.cancel();
+            // 3. Socket.IO is told apart: socketioxide owns its sockets.
+            if tokio::time::timeout(CONNECTIONS_GRACE, transport::socketio::shutdown(&io, &hub))
+                .await
+                .is_err()
+            {
+                tracing::warn!("Socket.IO connections did not close in time");
+            }
+            // Every client was told: Engine.IO long polls still open belong
+            // to sessions socketioxide no longer closes (their namespace
+            // socket is gone, their client too) and are cut.
+            polls_answered.cancel();
+        };
+        // 4. In-flight HTTP requests (publishes included) finish, at most
+        //    DRAIN_FOR after the signal; then they are cut (nothing they hold
+        //    was acknowledged).
+        let (cut, ()) = tokio::join!(serving, stopping);
+        if cut > 0 {
+            tracing::warn!(
+                cut,
+                "in-flight requests did not finish in time; their connections were cut"
+            );
+        }
+        // 5. Upgraded connections say goodbye and release their permits.
+        let open = admission.wait_until_idle(CONNECTIONS_GRACE).await;
+        if open > 0 {
+            tracing::warn!(
+                open,
+                "connections still open after the grace period; exiting anyway"
+            );
+        }
+        // 6. Background tasks (the hub's dispatcher and retention trim) stop:
+        //    no client is left to fan out to.
+        hub.stop();
+        // 7. The store commits what it holds, checkpoints the WAL and
+        //    refuses anything later (a request abandoned above gets
+        //    `Unavailable`, never a half-write).
+        match tokio::time::timeout(STORE_GRACE, stores.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "store did not close cleanly"),
+            Err(_) => tracing::warn!(
+                "store did not close in time; its last commits are durable, the WAL is not checkpointed"
+            ),
+        }
+        tracing::info!("stopped");
+        Ok(())
     }
-    // Every handle to the hub is gone now (or stuck in an abandoned task):
-    // the store's writer commits what it holds, checkpoints and stops.
-    if tokio::time::timeout(STORE_GRACE, store_closed)
+}
+
+/// Opens the SQLite store in `dir`. SQLite reports a directory it may not
+/// write to as "unable to open database file"; the operating system is asked
+/// first, so the message names the cause.
+fn open_store(dir: &Path, retention: Retention, feed: Feed) -> Result<Stores, ServerError> {
+    let fail = |reason: String| ServerError::DataDir {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(describe(&e)))?;
+    if !dir.is_dir() {
+        return Err(fail("not a directory".into()));
+    }
+    // SQLite creates its -wal and -shm files beside the database.
+    let probe = dir.join(".statushub-write-check");
+    std::fs::File::create(&probe).map_err(|e| fail(describe(&e)))?;
+    let _ = std::fs::remove_file(&probe);
+    Stores::sqlite(dir, retention, feed).map_err(|e| match e {
+        StoreError::Unavailable(reason) => fail(reason),
+        other => ServerError::Store(other),
+    })
+}
+
+/// An I/O error in plain words, without Rust's "(os error N)".
+fn describe(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        io::ErrorKind::AlreadyExists => "it exists and is not a directory".into(),
+        io::ErrorKind::NotADirectory => "not a directory".into(),
+        io::ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error") {
+                Some(at) => text[..at].to_lowercase(),
+                None => text,
+            }
+        }
+    }
+}
+
+/// Opens the Redis store (cluster mode); the data dir is not used then.
+async fn open_redis(
+    url: &str,
+    config: &Config,
+    feed: Feed,
+) -> Result<RedisStore, ServerError> {
+    let store = RedisStore::open(&RedisSettings::new(url), config.retention, feed)
         .await
-        .is_err()
-    {
-        tracing::warn!(
-            "store did not close in time; its last commits are durable, the WAL is not checkpointed"
-        );
-    }
-    tracing::info!("stopped");
-    Ok(())
+        .map_err(|e| ServerError::Config {
+            setting: "STATUSHUB_REDIS_URL (--redis-url)",
+            reason: e.to_string(),
+        })?;
+    tracing::info!(
+        "store: Redis (events, snapshots, idempotency records and monitors; the data dir is not used)"
+    );
+    store.check_durability().await;
+    tracing::warn!(
+        "cluster mode is incomplete in this build: cross-node fan-out is not implemented, so clients receive only events published through the node they are connected to, and every node checks every monitor; run a single node against Redis for now"
+    );
+    Ok(store)
 }
 
 /// CORS answers from the same origin policy that guards WebSocket upgrades.

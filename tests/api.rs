@@ -103,7 +103,37 @@ async fn credential_test_emits_status_sync_with_cache_keys() {
         json!(["account-balance", "u7", "active"])
     );
     let (_, snapshot) = server.get("/v1/accounts/a/status", Some(API_KEY)).await;
-    assert_eq!(snapshot["credentials"]["binance"]["success"], true);
+    assert_eq!(snapshot["credentials"]["binance:u7"]["success"], true);
+    assert_eq!(snapshot["credentials"]["binance:u7"]["requestId"], "r1");
+}
+
+#[tokio::test]
+async fn two_users_credentials_for_one_provider_coexist() {
+    let server = TestServer::start().await;
+    for (user, success) in [("u1", true), ("u2", false)] {
+        let body = json!({ "provider": "binance", "userId": user, "success": success });
+        assert_eq!(
+            server
+                .post("/v1/accounts/a/credential-tests", &body)
+                .await
+                .0,
+            201
+        );
+    }
+    let events = server.events("a", 0).await;
+    assert_eq!(
+        events[1]["data"]["statusRefreshed"], true,
+        "another user's first test is a change of its own entry"
+    );
+    let (_, snapshot) = server.get("/v1/accounts/a/status", Some(API_KEY)).await;
+    let credentials = snapshot["credentials"]
+        .as_object()
+        .expect("credentials map");
+    assert_eq!(credentials.len(), 2, "{credentials:?}");
+    assert_eq!(credentials["binance:u1"]["success"], true);
+    assert_eq!(credentials["binance:u1"]["userId"], "u1");
+    assert_eq!(credentials["binance:u2"]["success"], false);
+    assert_eq!(credentials["binance:u2"]["userId"], "u2");
 }
 
 #[tokio::test]

@@ -333,6 +333,9 @@ impl EventLog for GatedLog {
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.inner.ping()
     }
+    fn close(&self) -> StoreFuture<'_, ()> {
+        self.inner.close()
+    }
 }
 
 struct Relayed {

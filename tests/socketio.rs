@@ -4,8 +4,10 @@
 
 mod common;
 
-use common::TestServer;
-use serde_json::json;
+use common::{TestServer, WAIT, error_code, wait_for};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[tokio::test]
 async fn connect_joins_the_own_account_and_refuses_bad_tokens() {
@@ -202,4 +204,167 @@ async fn a_repeated_subscribe_is_refused_and_the_first_one_keeps_delivering() {
         [first["id"].clone(), second["id"].clone()],
         "once each"
     );
+}
+
+/// An Engine.IO polling handshake (`GET ?EIO=4&transport=polling`, no
+/// `sid`): the HTTP status and body.
+async fn polling_handshake(server: &TestServer) -> (u16, String) {
+    let response = server
+        .http
+        .get(format!("{}/socket.io/?EIO=4&transport=polling", server.url))
+        .send()
+        .await
+        .expect("handshake request");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("handshake body"))
+}
+
+/// The session id of an Engine.IO open packet (`0{"sid":…}`).
+fn open_sid(body: &str) -> String {
+    let open: Value = serde_json::from_str(body.strip_prefix('0').expect("open packet"))
+        .expect("open packet is JSON");
+    open["sid"].as_str().expect("sid").to_owned()
+}
+
+/// Engine.IO sessions are connections from their handshake (issue 12): a
+/// client that opens sessions and never sends a Socket.IO CONNECT is held to
+/// the per-IP limit like any other, with the contract's 429.
+#[tokio::test]
+async fn polling_handshakes_past_the_per_ip_limit_are_refused_with_429() {
+    let server = TestServer::start_with(|c| {
+        c.limits.max_connections_per_ip = 3;
+        c.limits.connect_timeout = Duration::from_secs(60);
+    })
+    .await;
+    for _ in 0..3 {
+        let (status, body) = polling_handshake(&server).await;
+        assert_eq!(status, 200, "{body}");
+        open_sid(&body);
+    }
+    let response = server
+        .http
+        .get(format!("{}/socket.io/?EIO=4&transport=polling", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        response.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body: Value = response.json().await.expect("JSON error");
+    assert_eq!(error_code(&body), "too_many_connections");
+    assert_eq!(server.open_connections("socketio").await, 3);
+
+    let refused = server
+        .socketio(json!({ "token": server.token("acme") }))
+        .await
+        .err()
+        .expect("a WebSocket handshake is a session too");
+    assert!(refused.starts_with("too_many_connections:"), "{refused}");
+    let stats = server.stats().await;
+    assert_eq!(stats["connectionsRefused"]["too_many_connections"], 2);
+}
+
+/// Sessions that do not join the namespace within `--connect-timeout` are
+/// closed, and their place is free again.
+#[tokio::test]
+async fn sessions_that_never_connect_are_reaped_and_free_their_place() {
+    let server = TestServer::start_with(|c| {
+        c.limits.max_connections_per_ip = 2;
+        c.limits.connect_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let (_, first) = polling_handshake(&server).await;
+    let sid = open_sid(&first);
+    assert_eq!(polling_handshake(&server).await.0, 200);
+    assert_eq!(polling_handshake(&server).await.0, 429, "at the limit");
+
+    wait_for("unjoined sessions to be reaped", WAIT, || async {
+        server.open_connections("socketio").await == 0
+    })
+    .await;
+    let (status, _) = server
+        .get(
+            &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "the reaped session is gone");
+
+    let mut client = server
+        .socketio(json!({ "token": server.token("acme") }))
+        .await
+        .expect("the freed place serves a client");
+    assert_eq!(client.next_event().await.expect("snapshot").0, "snapshot");
+    let mut other = server
+        .socketio(json!({ "token": server.token("acme") }))
+        .await
+        .expect("both places are free");
+    assert_eq!(other.next_event().await.expect("snapshot").0, "snapshot");
+    // A client that joined in time is not reaped.
+    let receipt = server.publish("acme", "still.here", json!({})).await;
+    let (name, _, meta) = client.next_event().await.expect("event");
+    assert_eq!((name.as_str(), &meta["id"]), ("still.here", &receipt["id"]));
+}
+
+/// A session that starts on polling and upgrades to WebSocket, as
+/// socket.io-client does by default, is one connection throughout.
+#[tokio::test]
+async fn a_polling_session_upgraded_to_websocket_is_one_connection() {
+    // Two: the per-IP bound on HTTP connections must let the upgrade's own
+    // TCP connection in next to the polling one.
+    let server = TestServer::start_with(|c| c.limits.max_connections_per_ip = 2).await;
+    let (_, open) = polling_handshake(&server).await;
+    let sid = open_sid(&open);
+    let poll_url = format!(
+        "{}/socket.io/?EIO=4&transport=polling&sid={sid}",
+        server.url
+    );
+    let connect = format!("40{}", json!({ "token": server.token("acme") }));
+    let response = server
+        .http
+        .post(&poll_url)
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(connect)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut polled = String::new();
+    while !polled.contains("40{") {
+        let response = server.http.get(&poll_url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        polled.push_str(&response.text().await.unwrap());
+    }
+    assert_eq!(server.open_connections("socketio").await, 1);
+
+    let upgrade = server
+        .ws_url(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"))
+        .into_client_request()
+        .unwrap();
+    let mut ws = server.ws_request(upgrade).await.expect("upgrade");
+    ws.send_text("2probe").await;
+    assert_eq!(ws.next_text().await, "3probe");
+    ws.send_text("5").await;
+    assert_eq!(server.open_connections("socketio").await, 1, "still one");
+    assert_eq!(polling_handshake(&server).await.0, 200, "one place is left");
+    assert_eq!(polling_handshake(&server).await.0, 429, "and only one");
+
+    let receipt = server.publish("acme", "over.ws", json!({})).await;
+    loop {
+        let text = ws.next_text().await;
+        if text == "2" {
+            ws.send_text("3").await;
+        } else if text.starts_with("42[\"over.ws\"") {
+            assert!(text.contains(receipt["id"].as_str().unwrap()), "{text}");
+            break;
+        }
+    }
+    drop(ws);
+    wait_for("the session's place to be released", WAIT, || async {
+        server.open_connections("socketio").await == 1
+    })
+    .await;
+    assert_eq!(polling_handshake(&server).await.0, 200);
 }

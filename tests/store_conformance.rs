@@ -16,6 +16,8 @@ use statushub::{
 use std::{path::Path, sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 
+mod redis_support;
+
 /// Instantiates the suite: `conformance!(name, [roles], constructor)`.
 ///
 /// Roles: `event_log` (the [`EventLog`] checks), `monitors` (the
@@ -43,6 +45,12 @@ macro_rules! conformance {
         conformance!(@case $open, retention_by_count_under_concurrency, keep_five());
         conformance!(@case $open, entry_bodies_set_and_remove_entries, Retention::default());
         conformance!(@case $open, trim_drops_events_past_the_age_limit, no_age());
+        #[tokio::test]
+        async fn close_answers_what_was_submitted_then_refuses_everything() {
+            let place = Place::new();
+            let (store, feed) = open(&constructor($open), &place, Retention::default());
+            super::close_answers_what_was_submitted_then_refuses_everything(store, feed).await;
+        }
     };
     (@case $open:expr, $test:ident, $retention:expr) => {
         #[tokio::test]
@@ -81,6 +89,14 @@ macro_rules! conformance {
             })
             .await;
         }
+        #[tokio::test]
+        async fn a_fresh_place_is_a_new_epoch() {
+            let (one, two) = (Place::new(), Place::new());
+            let ctor = constructor($open);
+            let (a, fa) = open(&ctor, &one, Retention::default());
+            let (b, fb) = open(&ctor, &two, Retention::default());
+            super::a_fresh_place_is_a_new_epoch((a, fa), (b, fb)).await;
+        }
     };
 }
 
@@ -94,22 +110,34 @@ conformance!(
 conformance!(memory, [event_log], |_place, feed, retention| Arc::new(
     MemoryLog::new(retention, feed)
 ));
+conformance!(
+    redis,
+    [event_log, monitors, durable],
+    |place, feed, retention| Arc::new(place.redis().store(feed, retention))
+);
 
 /// Where a store under test keeps its data, fresh per test: a directory
-/// (SQLite). A networked store can derive a unique key prefix from it.
+/// (SQLite) or a key prefix on the shared Redis, whose keys go with it.
 struct Place {
     dir: tempfile::TempDir,
+    redis: std::sync::OnceLock<redis_support::Prefix>,
 }
 
 impl Place {
     fn new() -> Self {
         Place {
             dir: tempfile::tempdir().expect("temp dir"),
+            redis: std::sync::OnceLock::new(),
         }
     }
 
     fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The place's Redis prefix (the same one on every reopen).
+    fn redis(&self) -> &redis_support::Prefix {
+        self.redis.get_or_init(redis_support::Prefix::fresh)
     }
 }
 
@@ -485,22 +513,37 @@ async fn monitors_survive_a_reopen(reopen: impl Fn() -> (Arc<dyn MonitorStore>, 
 }
 
 async fn keeps_everything_across_a_reopen(reopen: impl Fn() -> (Arc<dyn EventLog>, FeedRx)) {
-    {
+    let epoch = {
         let (store, _feed) = reopen();
         for _ in 0..3 {
             seq_of(&*store, counting("acc", "p1")).await;
         }
-    }
+        store.snapshot("acc").await.unwrap().epoch
+    };
+    assert!(!epoch.is_empty(), "a durable store names its epoch");
     let (store, _feed) = reopen();
     assert_eq!(
         seq_of(&*store, counting("acc", "p1")).await,
         4,
         "sequence continues after reopen"
     );
-    assert_eq!(
-        store.snapshot("acc").await.unwrap().phones["p1"],
-        json!({ "n": 4 })
-    );
+    let snapshot = store.snapshot("acc").await.unwrap();
+    assert_eq!(snapshot.phones["p1"], json!({ "n": 4 }));
+    assert_eq!(snapshot.epoch, epoch, "the epoch is stable across a reopen");
+    assert_eq!(store.events_since("acc", 2, 10).await.unwrap().epoch, epoch);
+}
+
+/// A fresh place (a new data dir, an empty Redis prefix) starts new
+/// sequences: its epoch differs, so no client mistakes its seqs for old ones.
+async fn a_fresh_place_is_a_new_epoch(
+    first: (Arc<dyn EventLog>, FeedRx),
+    second: (Arc<dyn EventLog>, FeedRx),
+) {
+    seq_of(&*first.0, draft("acc", "x", json!({}))).await;
+    let old = first.0.snapshot("acc").await.unwrap().epoch;
+    let new = second.0.snapshot("acc").await.unwrap();
+    assert_eq!(new.seq, 0);
+    assert_ne!(new.epoch, old, "a new place, a new epoch");
 }
 
 async fn trim_drops_events_past_the_age_limit(store: Arc<dyn EventLog>) {
@@ -509,4 +552,40 @@ async fn trim_drops_events_past_the_age_limit(store: Arc<dyn EventLog>) {
     assert_eq!(store.trim().await.unwrap(), 1);
     let history = store.events_since("acc", 0, 10).await.unwrap();
     assert!(history.events.is_empty() && !history.complete && history.head == 1);
+}
+
+async fn close_answers_what_was_submitted_then_refuses_everything(
+    store: Arc<dyn EventLog>,
+    mut feed: FeedRx,
+) {
+    let pending: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(draft("acc", "x", json!({ "i": i }))).await })
+        })
+        .collect();
+    store.close().await.expect("close");
+    let mut acknowledged = 0;
+    for p in pending {
+        match p.await.expect("append task") {
+            Ok(_) => acknowledged += 1,
+            Err(StoreError::Unavailable(_)) => {}
+            Err(e) => panic!("an append around close failed with {e}"),
+        }
+    }
+    let mut fed = 0;
+    while feed.try_recv().is_ok() {
+        fed += 1;
+    }
+    assert_eq!(fed, acknowledged, "every acknowledged append was fed");
+    assert!(matches!(
+        store.append(draft("acc", "x", json!({}))).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(
+        store.events_since("acc", 0, 10).await.is_err(),
+        "reads fail too"
+    );
+    assert!(store.ping().await.is_err(), "and so does ping");
+    store.close().await.expect("closing twice is harmless");
 }

@@ -375,3 +375,128 @@ async fn a_since_out_of_range_is_a_bad_request_everywhere() {
         "{refused}"
     );
 }
+
+/// A `/ws` connection spoken over raw TCP, for frames no WebSocket library
+/// will send: the upgrade is done by hand and frames are written as bytes.
+async fn raw_ws(server: &TestServer) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /ws?token={} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.token("acme"),
+        server.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(WAIT, tcp.read_u8()).await.unwrap();
+        head.push(byte.expect("upgrade response"));
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tcp
+}
+
+/// A client frame's bytes: `first` is FIN, RSV and opcode; masked with a
+/// fixed key unless `masked` is false. `len` is the length the header claims.
+fn raw_frame(first: u8, payload: &[u8], len: u64, masked: bool) -> Vec<u8> {
+    let mask_bit = if masked { 0x80 } else { 0 };
+    let mut frame = vec![first];
+    match len {
+        0..=125 => frame.push(mask_bit | len as u8),
+        126..=0xffff => {
+            frame.push(mask_bit | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            frame.push(mask_bit | 127);
+            frame.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    let key = [1u8, 2, 3, 4];
+    if masked {
+        frame.extend_from_slice(&key);
+    }
+    frame.extend(
+        payload
+            .iter()
+            .enumerate()
+            .map(|(i, b)| if masked { b ^ key[i % 4] } else { *b }),
+    );
+    frame
+}
+
+/// Reads server frames (never masked) until the close frame; its code, or
+/// `None` if the connection ended without one.
+async fn raw_close_code(tcp: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        loop {
+            let first = tcp.read_u8().await.ok()?;
+            let len = match tcp.read_u8().await.ok()? & 0x7f {
+                126 => u64::from(tcp.read_u16().await.ok()?),
+                127 => tcp.read_u64().await.ok()?,
+                n => u64::from(n),
+            };
+            let mut payload = vec![0; len as usize];
+            tcp.read_exact(&mut payload).await.ok()?;
+            if first & 0x0f == 0x8 {
+                return Some(
+                    payload
+                        .get(..2)
+                        .map_or(1005, |c| u16::from_be_bytes([c[0], c[1]])),
+                );
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("closed within the wait")
+}
+
+/// Frames that break RFC 6455 close with its codes (issue 12): 1007 for a
+/// text frame that is not UTF-8, 1002 for an unmasked client frame, a
+/// reserved opcode or reserved bits — never a close without a status.
+#[tokio::test]
+async fn protocol_errors_close_with_1002_or_1007() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start().await;
+    let cases: [(&str, Vec<u8>, u16); 4] = [
+        (
+            "text that is not UTF-8",
+            raw_frame(0x81, &[0xff, 0xfe, 0x41], 3, true),
+            1007,
+        ),
+        (
+            "an unmasked client frame",
+            raw_frame(0x81, b"{}", 2, false),
+            1002,
+        ),
+        ("a reserved opcode", raw_frame(0x83, b"{}", 2, true), 1002),
+        ("a reserved bit", raw_frame(0xc1, b"{}", 2, true), 1002),
+    ];
+    for (what, frame, expected) in cases {
+        let mut tcp = raw_ws(&server).await;
+        tcp.write_all(&frame).await.unwrap();
+        assert_eq!(raw_close_code(&mut tcp).await, Some(expected), "{what}");
+    }
+    // Well-formed frames on the same server are still served.
+    let mut ws = server.ws_for("acme").await;
+    let receipt = server.publish("acme", "after.bad.frames", json!({})).await;
+    assert_eq!(ws.next_event().await["id"], receipt["id"]);
+}
+
+/// A frame whose header claims far more than the limit is refused from its
+/// header, without buffering it, with close 1009.
+#[tokio::test]
+async fn a_frame_far_over_the_limit_closes_with_1009() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with(|c| c.limits.max_message_bytes = 2048).await;
+    let mut tcp = raw_ws(&server).await;
+    let claimed = 1 << 40;
+    tcp.write_all(&raw_frame(0x81, &[b'x'; 512], claimed, true))
+        .await
+        .unwrap();
+    assert_eq!(raw_close_code(&mut tcp).await, Some(1009));
+}

@@ -74,7 +74,6 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(ServiceStatus { status: "ok" }) }),
         )
         .route("/readyz", get(ready))
-        .merge(crate::page::router())
         .route("/metrics", get(ops::metrics))
         .route("/v1/stats", get(ops::stats))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -89,7 +88,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A JSON body parsed strictly, keeping its bytes for the idempotency fingerprint.
+/// A JSON body parsed strictly, keeping its bytes for the idempotency
+/// fingerprint. Every endpoint that takes a body takes it through here, so
+/// they all share one rule: a JSON `Content-Type` (or none), then JSON any
+/// client can read back ([`event::json`]), then the endpoint's own type.
 struct JsonBody<T> {
     value: T,
     raw: Bytes,
@@ -99,6 +101,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        check_json_content_type(req.headers())?;
         let raw = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large(state.max_body_bytes)
@@ -106,9 +109,38 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 ApiError::bad_request(format!("cannot read body: {}", e.body_text()))
             }
         })?;
+        event::json::check(&raw, "body")
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
         let value = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
         Ok(JsonBody { value, raw })
+    }
+}
+
+/// `application/json` (any parameters, any case) or an `application/*+json`
+/// type; a request without `Content-Type` is read as JSON too. Anything else
+/// (a form, `text/plain`) is 415: it was not meant for this API.
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|e| e.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let json = essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|subtype| subtype.ends_with("+json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type(format!(
+            "request bodies are JSON: send Content-Type: application/json, not {:?}",
+            String::from_utf8_lossy(value.as_bytes())
+        )))
     }
 }
 

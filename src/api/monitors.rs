@@ -67,7 +67,7 @@ fn monitor_path(
     }
     if !heartbeat::valid_monitor_id(&id) {
         return Err(ApiError::bad_request(format!(
-            "invalid monitor id {id:?}: use letters, digits, '_', '-', '.', '@' (1 to 128)"
+            "invalid monitor id {id:?}: use letters, digits, '_', '-', '.', '@' (1 to 128), not only dots"
         )));
     }
     Ok((account, id))

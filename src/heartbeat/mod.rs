@@ -113,7 +113,11 @@ pub struct MonitorView {
 
 impl MonitorView {
     fn from_stored(stored: StoredMonitor) -> Option<MonitorView> {
-        let spec = serde_json::from_value(stored.spec).ok()?;
+        let spec = serde_json::from_value(stored.spec)
+            .inspect_err(|error| {
+                tracing::error!(account = %stored.account_id, monitor = %stored.id, %error, "left out a stored monitor whose settings cannot be read");
+            })
+            .ok()?;
         let state: MonitorState = stored
             .state
             .and_then(|s| serde_json::from_value(s).ok())

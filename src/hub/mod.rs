@@ -6,10 +6,10 @@
 //! cut off instead of slowing anyone else. The same path serves every event
 //! source (HTTP API, heartbeat) and every transport.
 //!
-//! The dispatcher holds the hub only weakly: once the server lets go of the
-//! hub, the store is dropped, its writer flushes and stops, the feed closes
-//! and [`Hub::stopped`] resolves — that is how shutdown knows the store is
-//! flushed.
+//! The dispatcher and the retention task stop when [`Hub::stop`] is called
+//! (the server does, in its shutdown order) or when the store closes the
+//! feed. They hold the hub only weakly, so a hub dropped without `stop` (in
+//! tests) is not kept alive by its own tasks; shutdown does not rely on it.
 
 mod subscription;
 
@@ -26,14 +26,14 @@ use crate::{
 use dashmap::DashMap;
 use std::{
     any::Any,
-    future::Future,
     sync::{
         Arc, OnceLock, Weak,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Events read from the store per page during a catch-up.
 const CATCH_UP_PAGE: usize = 500;
@@ -95,8 +95,8 @@ pub struct Hub {
     next_id: AtomicU64,
     /// Read by `/v1/stats` and `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Changes never; closes when the dispatcher ends (the store is flushed).
-    stopped: watch::Receiver<()>,
+    /// Cancelled by [`Hub::stop`]: ends the dispatcher and the retention task.
+    tasks: CancellationToken,
 }
 
 impl Hub {
@@ -107,25 +107,29 @@ impl Hub {
         feed: mpsc::Receiver<Arc<Event>>,
         limits: Limits,
     ) -> Arc<Hub> {
-        let (stopped_tx, stopped) = watch::channel(());
+        let tasks = CancellationToken::new();
         let hub = Arc::new(Hub {
             store,
             limits,
             rooms: DashMap::new(),
             next_id: AtomicU64::new(1),
             metrics: Arc::new(Metrics::default()),
-            stopped,
+            tasks: tasks.clone(),
         });
-        tokio::spawn(dispatch(Arc::downgrade(&hub), feed, stopped_tx));
-        tokio::spawn(trim_periodically(Arc::downgrade(&hub)));
+        tokio::spawn(
+            tasks
+                .clone()
+                .run_until_cancelled_owned(dispatch(Arc::downgrade(&hub), feed)),
+        );
+        tokio::spawn(tasks.run_until_cancelled_owned(trim_periodically(Arc::downgrade(&hub))));
         hub
     }
 
-    /// Resolves once the dispatcher has ended: every handle to the hub was
-    /// dropped, the store flushed and closed its feed.
-    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut stopped = self.stopped.clone();
-        async move { while stopped.changed().await.is_ok() {} }
+    /// Stops the dispatcher and the retention task. Events committed after
+    /// this are stored but no longer fanned out; the server calls it once
+    /// every client connection is gone, before closing the store.
+    pub fn stop(&self) {
+        self.tasks.cancel();
     }
 
     /// The one publish path: sequence and persist, then (through the feed) fan out.
@@ -337,12 +341,9 @@ impl Hub {
 }
 
 /// Fans each committed event out to its account's subscriptions. Holds the
-/// hub weakly (see the module docs) and ends when the store closes the feed.
-async fn dispatch(
-    hub: Weak<Hub>,
-    mut feed: mpsc::Receiver<Arc<Event>>,
-    _stopped: watch::Sender<()>,
-) {
+/// hub weakly (see the module docs) and ends when the store closes the feed
+/// (or, through the hub's task token, at [`Hub::stop`]).
+async fn dispatch(hub: Weak<Hub>, mut feed: mpsc::Receiver<Arc<Event>>) {
     while let Some(event) = feed.recv().await {
         let Some(hub) = hub.upgrade() else {
             // Draining the rest keeps the writer from blocking on a full feed.

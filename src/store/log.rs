@@ -103,6 +103,10 @@ impl Appended {
 pub struct Snapshot {
     pub account_id: String,
     pub seq: u64,
+    /// Names the account's sequence: it changes only when the store lost the
+    /// account's history (and seqs restarted), so a client holding a seq from
+    /// another epoch must start over.
+    pub epoch: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<bool>,
     /// `phone_status_changed` data by phone number id.
@@ -141,6 +145,8 @@ pub struct History {
     /// longer retained (or `since` is ahead of the account): the reader must
     /// start over from a snapshot.
     pub complete: bool,
+    /// The account's epoch when read (see [`Snapshot::epoch`]).
+    pub epoch: String,
 }
 
 /// The event log: the persistence and ordering boundary of events.
@@ -183,4 +189,14 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Succeeds when the log can serve reads and writes (for `/readyz`).
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Closes the log — and the backend under it, with every role it serves
+    /// (SQLite: the monitors too) — for good; the server calls it last in
+    /// its shutdown order. When it returns, every write submitted before it
+    /// is committed (or failed) and answered, its events were sent on the
+    /// feed, and the backend left nothing to recover on the next open
+    /// (SQLite: the WAL is checkpointed). Every later call, and any write
+    /// still queued behind it, fails with [`StoreError::Unavailable`].
+    /// Closing twice is harmless.
+    fn close(&self) -> StoreFuture<'_, ()>;
 }

@@ -13,16 +13,23 @@ use super::{
 use crate::{config::Retention, event::Event};
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 use tokio::{sync::Mutex, time::Instant};
 
 /// The event log in memory. One lock orders every append, so the feed gets
 /// events in commit order.
 pub struct MemoryLog {
+    /// Memory starts empty: each log is a new sequence, so a new epoch.
+    epoch: String,
     retention: Retention,
     feed: Feed,
     accounts: Mutex<HashMap<String, Account>>,
+    /// Set by `close`: every later call fails.
+    closed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -40,14 +47,18 @@ impl MemoryLog {
     /// An empty log that sends every committed event on `feed`.
     pub fn new(retention: Retention, feed: Feed) -> Self {
         MemoryLog {
+            epoch: hex::encode(rand::random::<[u8; 8]>()),
             retention,
             feed,
             accounts: Mutex::default(),
+            closed: AtomicBool::new(false),
         }
     }
 
     async fn append_now(&self, draft: Draft) -> Result<Appended, StoreError> {
         let mut accounts = self.accounts.lock().await;
+        // Checked under the lock `close` takes: no append lands after it.
+        self.open()?;
         // Room on the feed first, so a cancelled append has changed nothing
         // and a committed one is always fed. A closed feed only means the
         // hub is shutting down: the event is still stored.
@@ -135,15 +146,18 @@ impl EventLog for MemoryLog {
 
     fn snapshot<'a>(&'a self, account_id: &'a str) -> StoreFuture<'a, Snapshot> {
         Box::pin(async move {
+            self.open()?;
             let accounts = self.accounts.lock().await;
             let Some(account) = accounts.get(account_id) else {
                 return Ok(Snapshot {
                     account_id: account_id.to_owned(),
+                    epoch: self.epoch.clone(),
                     ..Snapshot::default()
                 });
             };
             Ok(Snapshot {
                 account_id: account_id.to_owned(),
+                epoch: self.epoch.clone(),
                 seq: account.head,
                 ..account.entries.clone()
             })
@@ -157,12 +171,14 @@ impl EventLog for MemoryLog {
         limit: usize,
     ) -> StoreFuture<'a, History> {
         Box::pin(async move {
+            self.open()?;
             let accounts = self.accounts.lock().await;
             let Some(account) = accounts.get(account_id) else {
                 return Ok(History {
                     events: Vec::new(),
                     head: 0,
                     complete: since == 0,
+                    epoch: self.epoch.clone(),
                 });
             };
             let head = account.head;
@@ -180,12 +196,14 @@ impl EventLog for MemoryLog {
                 events,
                 head,
                 complete,
+                epoch: self.epoch.clone(),
             })
         })
     }
 
     fn trim(&self) -> StoreFuture<'_, u64> {
         Box::pin(async move {
+            self.open()?;
             let now = Instant::now();
             let expired = |at: &Instant, max: std::time::Duration| now.duration_since(*at) > max;
             let mut dropped = 0;
@@ -204,6 +222,24 @@ impl EventLog for MemoryLog {
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async { Ok(()) })
+        Box::pin(async { self.open() })
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async {
+            // Under the lock: appends in progress finish (and are fed) first.
+            let _accounts = self.accounts.lock().await;
+            self.closed.store(true, Ordering::Release);
+            Ok(())
+        })
+    }
+}
+
+impl MemoryLog {
+    fn open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("store closed".into()));
+        }
+        Ok(())
     }
 }

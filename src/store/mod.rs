@@ -17,12 +17,13 @@
 //! Implementations are chosen at run time and handed to the server as one
 //! [`Stores`] bundle of `Arc<dyn …>`. [`SqliteStore`] implements every role for
 //! a single node; [`MemoryLog`] is an event log kept in memory, for tests of
-//! the hub. A second implementation (Redis) is planned. Each passes the
-//! conformance suite in `tests/store_conformance.rs`.
+//! the hub; [`RedisStore`] implements every role on Redis (cluster mode,
+//! `redis`). Each passes the conformance suite in `tests/store_conformance.rs`.
 
 mod log;
 mod memory;
 mod monitors;
+pub mod redis;
 mod sqlite;
 
 pub use crate::event::Section;
@@ -32,6 +33,7 @@ pub use log::{
 };
 pub use memory::MemoryLog;
 pub use monitors::{MonitorStore, StoredMonitor};
+pub use redis::{Durability, RedisSettings, RedisStore};
 pub use sqlite::SqliteStore;
 
 use crate::config::Retention;
@@ -64,6 +66,13 @@ impl Stores {
             log: store.clone(),
             monitors: store,
         }
+    }
+
+    /// Closes every backend (see [`EventLog::close`]). SQLite serves every
+    /// role, so closing its log closes it; a role on another backend adds
+    /// its close here.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.log.close().await
     }
 
     /// The single-node stores: one SQLite file under `data_dir`, whose event

@@ -25,7 +25,7 @@ use crate::{
 };
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
-    http::{StatusCode, request::Parts},
+    http::{Extensions, StatusCode, request::Parts},
 };
 use std::{
     convert::Infallible,
@@ -33,6 +33,7 @@ use std::{
     sync::Arc,
     sync::atomic::{AtomicU64, Ordering},
 };
+use tokio_util::sync::CancellationToken;
 
 /// Everything a transport needs; cheap to clone.
 #[derive(Clone)]
@@ -42,6 +43,9 @@ pub struct Context {
     pub keys: ApiKeys,
     pub limits: Limits,
     pub admission: Arc<Admission>,
+    /// The server's shutdown signal: when it fires, every connection tells
+    /// its client to reconnect and ends.
+    pub shutdown: CancellationToken,
 }
 
 /// The peer's IP address, when the server was started with connect info.
@@ -56,8 +60,12 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
 }
 
 pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
+    peer_ip_in(&parts.extensions)
+}
+
+/// [`peer_ip`] from a request's extensions.
+pub fn peer_ip_in(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
 }

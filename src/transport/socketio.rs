@@ -8,14 +8,19 @@
 //! slot frees; a peer that reads nothing at all is reaped by the Engine.IO
 //! heartbeat. Either way its memory stays bounded by the buffer.
 //!
-//! Admission (the shared connection limits) is asked in the connect
-//! middleware, after the token check: a refused socket gets a
-//! `connect_error` naming the limit. The `Origin` check happens before
+//! Admission (the shared connection limits) is asked at the Engine.IO
+//! handshake, before a session exists ([`SessionLimit`]): an Engine.IO
+//! session costs memory whether or not a Socket.IO client ever joins, so
+//! each one is a connection, refused past the limits with the contract's
+//! HTTP 429/503. The permit lives as long as the session (a polling session
+//! upgraded to WebSocket is the same session: one connection), and a session
+//! that does not join the namespace within `--connect-timeout` is closed by
+//! socketioxide, freeing its place. The `Origin` check happens before
 //! Engine.IO sees the request, in [`super::origin::guard`]. Subscribing (the
 //! own account on connect, others with a `subscribe` event and its ack)
 //! follows the one subscribe path, [`crate::subscribe`].
 
-use super::{Context, peer_ip, wire};
+use super::{Context, peer_ip, peer_ip_in, refusal_error, wire};
 use crate::{
     admission::{Admission, Permit, Refusal as AdmissionRefusal},
     auth::{AuthError, Claims, Jwt},
@@ -26,8 +31,15 @@ use crate::{
     subscribe::{self, SubscribeError, SubscribeRequest, Subscriptions},
 };
 use axum::{
+    BoxError,
+    body::{Body, Bytes, HttpBody},
     extract::{OriginalUri, Request},
-    http::{HeaderMap, HeaderName, HeaderValue, Uri, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header},
+    response::{IntoResponse, Response},
+};
+use futures::{
+    TryFutureExt,
+    future::{Either, MapOk, Ready, ready},
 };
 use serde::Deserialize;
 use serde_json::{Value, json, value::RawValue};
@@ -39,9 +51,11 @@ use socketioxide::{
     socket::DisconnectReason as SioDisconnectReason,
 };
 use std::{
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex},
+    task::Poll,
     time::Duration,
 };
+use tower::{Layer, Service, layer::util::Stack};
 
 /// Each WebSocket's read buffer, allocated up front and zero-filled by
 /// tungstenite before every read: engineioxide's 4 KiB default is RSS that
@@ -53,11 +67,10 @@ const WS_READ_BUFFER_BYTES: usize = 1024;
 /// How long a disconnect notice is retried while the peer's buffer is full.
 const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 
-/// The state socketioxide keeps. It holds the hub only weakly: socketioxide
-/// keeps some sockets — and with them this state — alive past `close`
-/// (engine sessions whose namespace connect was refused stay open until the
-/// client leaves), and a strong hub there would keep the store from closing
-/// at shutdown.
+/// The state socketioxide keeps. socketioxide keeps some sockets — and with
+/// them this state and the hub — alive past `close` (engine sessions whose
+/// namespace connect was refused stay open until the client leaves); that no
+/// longer matters, as the server closes the store explicitly at shutdown.
 ///
 /// socketioxide's `State` extractor clones the state for every handler call
 /// (connect middleware, connect, disconnect, each `subscribe`); behind an
@@ -67,7 +80,7 @@ const CLOSE_RETRY_FOR: Duration = Duration::from_secs(30);
 struct Ctx(Arc<Shared>);
 
 struct Shared {
-    hub: Weak<Hub>,
+    hub: Arc<Hub>,
     jwt: Jwt,
     limits: Limits,
     admission: Arc<Admission>,
@@ -129,8 +142,8 @@ enum Refusal {
 /// send cookies and the like, which would otherwise stay in memory for the
 /// connection's life), and an axum `OriginalUri` (a router's clone of the
 /// URI, present if this ever runs inside a `Router`) is dropped.
-/// This must be the layer directly outside socketioxide's: the origin and
-/// CORS checks further out still see every header.
+/// This must run directly outside the Socket.IO layers ([`layer`]): the
+/// origin and CORS checks further out still see every header.
 pub fn detach_request_head(request: Request) -> Request {
     if !request.uri().path().starts_with("/socket.io/") {
         return request;
@@ -164,10 +177,32 @@ fn kept_headers(headers: &HeaderMap) -> HeaderMap {
     kept
 }
 
+/// Engine.IO's polling GET on an open session: a long poll that only waits
+/// for packets to send (what a client says comes in POSTs), so shutdown may
+/// cut it once every client was told to leave.
+pub fn is_long_poll(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
+    method == axum::http::Method::GET
+        && uri.path().starts_with("/socket.io/")
+        && uri
+            .query()
+            .is_some_and(|q| q.contains("transport=polling") && q.contains("sid="))
+}
+
+/// An Engine.IO session's place in the connection limits. Taken at the
+/// handshake and kept in the handshake request's extensions, which
+/// engineioxide holds for the session's whole life: the place is released
+/// when the session ends, whether or not a Socket.IO client joined it.
+#[derive(Clone)]
+struct Session(Arc<Permit>);
+
+/// The Socket.IO layer: [`SessionLimit`] in front of socketioxide.
+pub type Layers = Stack<SocketIoLayer, SessionLimitLayer>;
+
 /// Builds the Socket.IO layer served at `/socket.io/`.
-pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
+pub fn layer(ctx: Context) -> (Layers, SocketIo) {
     let limits = &ctx.limits;
     let (layer, io) = SocketIo::builder()
+        .connect_timeout(limits.connect_timeout)
         .max_buffer_size(limits.queue_size)
         .max_payload(limits.max_message_bytes as u64)
         .ws_max_message_size(limits.max_message_bytes)
@@ -176,14 +211,92 @@ pub fn layer(ctx: Context) -> (SocketIoLayer, SocketIo) {
         .ping_interval(limits.ping_interval)
         .ping_timeout(limits.ping_timeout)
         .with_state(Ctx(Arc::new(Shared {
-            hub: Arc::downgrade(&ctx.hub),
+            hub: ctx.hub.clone(),
             jwt: ctx.jwt.clone(),
             limits: ctx.limits.clone(),
             admission: ctx.admission.clone(),
         })))
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
-    (layer, io)
+    let sessions = SessionLimitLayer(ctx.admission.clone());
+    (Stack::new(layer, sessions), io)
+}
+
+/// Admits each Engine.IO session at its handshake (see [`SessionLimit`]).
+#[derive(Clone)]
+pub struct SessionLimitLayer(Arc<Admission>);
+
+impl<S> Layer<S> for SessionLimitLayer {
+    type Service = SessionLimit<S>;
+
+    fn layer(&self, inner: S) -> SessionLimit<S> {
+        SessionLimit {
+            inner,
+            admission: self.0.clone(),
+        }
+    }
+}
+
+/// Counts Engine.IO sessions against the connection limits from their
+/// handshake: a request that would open one is admitted (or refused with
+/// the contract's 429/503) before socketioxide sees it. Other requests pass
+/// untouched. A plain service, not a middleware: no boxed future per request.
+#[derive(Clone)]
+pub struct SessionLimit<S> {
+    inner: S,
+    admission: Arc<Admission>,
+}
+
+type Passed<F, B> = MapOk<F, fn(axum::http::Response<B>) -> Response>;
+
+impl<S, B> Service<Request> for SessionLimit<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, Passed<S::Future, B>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        if opens_session(request.method(), request.uri()) {
+            let ip = peer_ip_in(request.extensions());
+            match self.admission.admit(ip, Transport::SocketIo) {
+                Ok(permit) => {
+                    // Nobody to say goodbye to until a client joins.
+                    permit.set_quiet(true);
+                    request.extensions_mut().insert(Session(Arc::new(permit)));
+                }
+                Err(refusal) => {
+                    tracing::info!(transport = "socketio", ip = ?ip, reason = %refusal,
+                        "session refused");
+                    return Either::Left(ready(Ok(refusal_error(refusal).into_response())));
+                }
+            }
+        }
+        let into_response: fn(axum::http::Response<B>) -> Response = |r| r.map(Body::new);
+        Either::Right(self.inner.call(request).map_ok(into_response))
+    }
+}
+
+/// Whether engineioxide would open a new session for this request: a GET on
+/// the Socket.IO path without a `sid` (its own test, in its request parser).
+/// Requests it then rejects (no transport, a bad `EIO`) release their place
+/// as soon as they are answered.
+fn opens_session(method: &Method, uri: &Uri) -> bool {
+    let path = uri.path();
+    method == Method::GET
+        && (path == "/socket.io" || path.starts_with("/socket.io/"))
+        && !uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .any(|pair| pair.starts_with("sid="))
 }
 
 async fn authenticate(
@@ -209,17 +322,24 @@ fn admit(
     let auth = auth.map_err(|_| AuthError::MissingToken)?;
     let claims = ctx.jwt.verify(auth.token.as_deref().unwrap_or_default())?;
     let since = subscribe::parse_since(auth.since.as_deref())?;
-    let permit = ctx
-        .admission
-        .admit(peer_ip(socket.req_parts()), Transport::SocketIo)?;
-    socket.extensions.insert(Arc::new(permit));
+    // The session's place, taken at its handshake ([`SessionLimit`]).
+    let permit = match socket.req_parts().extensions.get::<Session>() {
+        Some(Session(permit)) => permit.clone(),
+        None => Arc::new(
+            ctx.admission
+                .admit(peer_ip(socket.req_parts()), Transport::SocketIo)?,
+        ),
+    };
+    permit.set_quiet(false);
+    socket.extensions.insert(permit);
     socket.extensions.insert(Conn { claims, since });
     Ok(())
 }
 
 async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
-    // The middleware always sets `Conn`; without it (or once the hub is gone) a socket cannot be served.
-    let (Some(conn), Some(hub)) = (socket.extensions.get::<Conn>(), ctx.hub.upgrade()) else {
+    // The middleware always sets `Conn`; without it a socket cannot be served.
+    let hub = &ctx.hub;
+    let Some(conn) = socket.extensions.get::<Conn>() else {
         let _ = socket.disconnect();
         return;
     };
@@ -227,7 +347,7 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
     let sink: Arc<dyn Sink> = Arc::new(SocketSink {
         socket: socket.clone(),
     });
-    subs.lock().join_own(&hub, &conn.claims, conn.since, sink);
+    subs.lock().join_own(hub, &conn.claims, conn.since, sink);
     socket.extensions.insert(subs.clone());
     tracing::info!(transport = "socketio", socket = %socket.id, account = %conn.claims.account_id,
         user = %conn.claims.sub, since = ?conn.since, "connection opened");
@@ -235,7 +355,7 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
     socket.on("subscribe", on_subscribe);
     socket.on_disconnect(
         async |socket: SocketRef, reason: SioDisconnectReason, State(ctx): State<Ctx>| {
-            release(&socket, ctx.hub.upgrade().as_deref(), close_word(reason));
+            release(&socket, Some(&ctx.hub), close_word(reason));
         },
     );
 }
@@ -251,6 +371,8 @@ fn release(socket: &SocketRef, hub: Option<&Hub>, reason: &'static str) {
         }
     }
     if let Some(permit) = socket.extensions.remove::<Arc<Permit>>() {
+        // The engine session may outlive its client; its place is freed with it.
+        permit.set_quiet(true);
         permit.set_close_reason(reason);
         tracing::info!(transport = "socketio", socket = %socket.id, reason = permit.close_reason(),
             "connection closed");
@@ -348,9 +470,7 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
     if let Err(e) = subs.lock().check(Some(&conn.claims), &req, max) {
         return refused(e);
     }
-    let Some(hub) = ctx.hub.upgrade() else {
-        return error("unavailable", "the server is shutting down".into());
-    };
+    let hub = &ctx.hub;
     let head = match hub.history(&req.account_id, u64::MAX, 0).await {
         Ok(history) => history.head,
         Err(_) => return error("unavailable", "store unavailable".into()),
@@ -359,7 +479,7 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
         socket: socket.clone(),
     });
     // Checked again: another subscribe may have landed while the head was read.
-    match subs.lock().add(&hub, Some(&conn.claims), req, max, sink) {
+    match subs.lock().add(hub, Some(&conn.claims), req, max, sink) {
         Ok(()) => json!({ "ok": true, "seq": head }),
         Err(e) => refused(e),
     }

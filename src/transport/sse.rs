@@ -222,7 +222,7 @@ fn event_stream(
     ending: watch::Receiver<Option<DisconnectReason>>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let state = StreamState {
-        shutdown: Box::pin(open.ctx.admission.shutting_down()),
+        shutdown: Box::pin(open.ctx.shutdown.clone().cancelled_owned()),
         open,
         events,
         ending,

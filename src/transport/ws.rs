@@ -305,7 +305,7 @@ impl Connection {
         let limits = self.ctx.limits.clone();
         let auth_deadline = tokio::time::sleep(limits.auth_timeout);
         let pong_deadline = tokio::time::sleep(limits.ping_timeout);
-        let shutdown = self.ctx.admission.shutting_down();
+        let shutdown = self.ctx.shutdown.clone().cancelled_owned();
         tokio::pin!(auth_deadline, pong_deadline, shutdown);
         let mut ping = tokio::time::interval_at(
             tokio::time::Instant::now() + limits.ping_interval,
@@ -342,18 +342,23 @@ impl Connection {
                     // tungstenite answers pings itself.
                     Some(Ok(Message::Ping(_))) => {}
                     Some(Ok(Message::Close(_))) | None => self.outbox.end(Ending::Peer(disconnect::CLIENT_CLOSED)),
-                    Some(Err(e)) if too_large(&e) => {
-                        // The rest of the oversized frame is still unread:
-                        // reading on would buffer it, so the reader stops here.
-                        readable = false;
-                        self.outbox.error("too_large", format!(
-                            "frames are limited to {} bytes", limits.max_message_bytes));
-                        self.outbox.end(Ending::Server(Disconnect::TOO_LARGE));
-                    }
                     Some(Err(e)) => {
-                        tracing::debug!(connection = self.id, error = %e, "websocket read failed");
+                        // tungstenite ends the stream after any read error (and
+                        // the rest of an oversized frame is unread: reading on
+                        // would buffer it), so the reader stops here.
                         readable = false;
-                        self.outbox.end(Ending::Peer(disconnect::TRANSPORT_ERROR));
+                        tracing::debug!(connection = self.id, error = %e, "websocket read failed");
+                        match read_failure(&e) {
+                            ReadFailure::TooLarge => {
+                                self.outbox.error("too_large", format!(
+                                    "frames are limited to {} bytes", limits.max_message_bytes));
+                                self.outbox.end(Ending::Server(Disconnect::TOO_LARGE));
+                            }
+                            ReadFailure::Protocol(close) => self.outbox.end(Ending::Server(close)),
+                            ReadFailure::Transport => {
+                                self.outbox.end(Ending::Peer(disconnect::TRANSPORT_ERROR));
+                            }
+                        }
                     }
                 },
             }
@@ -440,11 +445,37 @@ impl Connection {
     }
 }
 
-/// Whether a read failed because the peer's frame exceeds the size limit.
-fn too_large(e: &axum::Error) -> bool {
-    std::error::Error::source(e)
-        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
-        .is_some_and(|inner| matches!(inner, tungstenite::Error::Capacity(_)))
+/// What a failed read means for the close the peer gets.
+enum ReadFailure {
+    /// A frame over the size limit: close 1009.
+    TooLarge,
+    /// A frame breaking RFC 6455: close 1002, or 1007 for text that is not
+    /// UTF-8. The peer is still there to be told.
+    Protocol(Disconnect),
+    /// The connection itself broke: nobody left to tell.
+    Transport,
+}
+
+fn read_failure(e: &axum::Error) -> ReadFailure {
+    let inner = std::error::Error::source(e).and_then(|i| i.downcast_ref::<tungstenite::Error>());
+    match inner {
+        Some(tungstenite::Error::Capacity(_)) => ReadFailure::TooLarge,
+        Some(tungstenite::Error::Utf8(_)) => ReadFailure::Protocol(Disconnect::INVALID_PAYLOAD),
+        Some(tungstenite::Error::Protocol(p)) if !peer_is_gone(p) => {
+            ReadFailure::Protocol(Disconnect::PROTOCOL_ERROR)
+        }
+        _ => ReadFailure::Transport,
+    }
+}
+
+/// Protocol errors that mean the peer went away rather than misbehaved.
+fn peer_is_gone(e: &tungstenite::error::ProtocolError) -> bool {
+    matches!(
+        e,
+        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+            | tungstenite::error::ProtocolError::SendAfterClosing
+            | tungstenite::error::ProtocolError::ReceivedAfterClosing
+    )
 }
 
 /// Writes queued frames until an ending is recorded, then says goodbye.

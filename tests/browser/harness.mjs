@@ -159,7 +159,7 @@ export async function openPage(context, hub, token) {
 /** The badge is up and the snapshot applied (the header shows a seq). */
 export async function waitForSnapshot(page, timeout = 10_000) {
   await page.waitForFunction(
-    () => ['connected', 'resumed'].includes(document.getElementById('badge')?.dataset.status ?? '') && !document.getElementById('seq')?.hidden,
+    () => document.getElementById('badge')?.dataset.status === 'ready' && !document.getElementById('seq')?.hidden,
     null,
     { timeout },
   );

@@ -70,7 +70,7 @@ test('at 390 px wide every panel holds data and the page never scrolls sideways'
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     await page.goto(`${hub.url}/?token=${encodeURIComponent(token)}`);
     await waitForRow(page, 'phones', 'wa-2', 'INACTIVE', 10_000);
-    await waitForRow(page, 'credentials', 'binance', 'FAILED', 10_000);
+    await waitForRow(page, 'credentials', 'binance:user-0b7f6c2e-9a41-4c55-8d1e-3f2a7c9d1e44', 'FAILED', 10_000);
     await waitForRow(page, 'monitors', 'hub-health', 'healthy', 15_000);
     await waitForRow(page, 'monitors', 'payments-gateway-eu-west-1-primary', 'unhealthy', 15_000);
     // A live event, so the log has an entry from this tab too.
@@ -88,7 +88,7 @@ test('at 390 px wide every panel holds data and the page never scrolls sideways'
     assert.deepEqual(out, [], 'no element sticks out of the viewport');
 
     // Each stacked cell still says what it is.
-    const label = await page.$eval('#credentials tr[data-key="binance"] td:nth-child(4)', (td) => getComputedStyle(td, '::before').content);
+    const label = await page.$eval('#credentials tr[data-key="binance:user-0b7f6c2e-9a41-4c55-8d1e-3f2a7c9d1e44"] td:nth-child(4)', (td) => getComputedStyle(td, '::before').content);
     assert.match(label, /Error/i);
     assert.deepEqual(problems, []);
   } finally {

@@ -102,7 +102,7 @@ test('a reloaded tab shows the current state at once from the snapshot', { timeo
     await waitForRow(page, 'phones', 'before-open', 'ACTIVE');
     await phoneTest(hub, 'acct-r', 'live', false); // seq 2, seen live
     await post(hub, '/v1/accounts/acct-r/credential-tests', { provider: 'meta', userId: 'u-1', success: false, error: 'token revoked' });
-    await waitForRow(page, 'credentials', 'meta', 'FAILED');
+    await waitForRow(page, 'credentials', 'meta:u-1', 'FAILED');
     assert.deepEqual((await logEntries(page)).map((e) => e.seq), [3, 2]);
 
     await page.reload();
@@ -112,7 +112,7 @@ test('a reloaded tab shows the current state at once from the snapshot', { timeo
     assert.equal(await page.textContent('#seq'), 'seq 3');
     assert.equal(await rowStatus(page, 'phones', 'before-open'), 'ACTIVE');
     assert.equal(await rowStatus(page, 'phones', 'live'), 'INACTIVE');
-    assert.equal(await rowStatus(page, 'credentials', 'meta'), 'FAILED');
+    assert.equal(await rowStatus(page, 'credentials', 'meta:u-1'), 'FAILED');
     // All of it came from the snapshot: no event was replayed into the fresh tab. The log shows
     // the past events read back from the history endpoint, marked as such.
     assert.deepEqual(await logEntries(page), []);
@@ -123,7 +123,7 @@ test('a reloaded tab shows the current state at once from the snapshot', { timeo
   });
 });
 
-test('across a hub restart the badge goes reconnecting then resumed, and the gap arrives in order', { timeout: 90_000 }, async () => {
+test('across a hub restart the badge goes ready → reconnecting → ready (resumed), and the gap arrives in order', { timeout: 90_000 }, async () => {
   await withHubAndBrowser('restart', async ({ hub, context, shoot, restart }) => {
     const token = await mintToken('acct-x');
     const page = await openPage(context, hub, token);
@@ -152,11 +152,12 @@ test('across a hub restart the badge goes reconnecting then resumed, and the gap
     assert.equal(await badge(page), 'reconnecting');
 
     await context.setOffline(false);
-    await page.waitForFunction(() => document.getElementById('badge')?.dataset.status === 'resumed', null, { timeout: 30_000 });
+    await page.waitForFunction(() => document.getElementById('badge')?.dataset.status === 'ready', null, { timeout: 30_000 });
+    assert.equal(await page.$eval('#badge', (b) => b.dataset.resume), 'exact');
     await page.waitForFunction(() => document.getElementById('seq')?.textContent === 'seq 5', null, { timeout: 5000 });
 
     const history = await page.evaluate(() => (/** @type {any} */ (window)).badgeHistory);
-    assert.deepEqual(history.filter((s, i) => s !== history[i - 1]), ['reconnecting', 'resumed'], `badge went ${history}`);
+    assert.deepEqual(history.filter((s, i) => s !== history[i - 1]), ['reconnecting', 'ready'], `badge went ${history}`);
     assert.deepEqual(await logEntries(page), [
       { seq: 5, event: 'phone_status_changed' },
       { seq: 4, event: 'deploy.finished' },
@@ -166,7 +167,7 @@ test('across a hub restart the badge goes reconnecting then resumed, and the gap
     ]);
     assert.equal(await rowStatus(page, 'phones', 'wa-1'), 'INACTIVE');
     assert.equal(await rowStatus(page, 'phones', 'wa-2'), 'ACTIVE');
-    assert.equal(await rowStatus(page, 'credentials', 'meta'), 'OK');
+    assert.equal(await rowStatus(page, 'credentials', 'meta:u-1'), 'OK');
     // Resumed from seq 1: the hub replayed the gap instead of sending a fresh snapshot.
     assert.ok(!(await page.textContent('#log')).includes('snapshot at seq 5'));
     assert.deepEqual(page.problems.filter((p) => !/net::ERR_(INTERNET_DISCONNECTED|CONNECTION_REFUSED)/.test(p)), []);

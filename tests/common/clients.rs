@@ -335,7 +335,9 @@ impl SioClient {
 }
 
 impl WsClient {
-    async fn next_text(&mut self) -> String {
+    /// The next text frame; control frames are skipped. Panics on anything
+    /// else or after [`WAIT`].
+    pub async fn next_text(&mut self) -> String {
         loop {
             let msg = tokio::time::timeout(WAIT, self.stream.next())
                 .await

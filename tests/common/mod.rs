@@ -188,7 +188,8 @@ impl TestServer {
         SseClient::new(response)
     }
 
-    /// Connects a Socket.IO client with `auth`; `Err` is the `connect_error` message.
+    /// Connects a Socket.IO client with `auth`; `Err` is the `connect_error`
+    /// message, or `code: message` of a handshake refused over HTTP.
     pub async fn socketio(&self, auth: Value) -> Result<SioClient, String> {
         self.socketio_raw(&auth.to_string()).await
     }
@@ -198,10 +199,20 @@ impl TestServer {
     pub async fn socketio_raw(&self, auth: &str) -> Result<SioClient, String> {
         let url = self.ws_url("/socket.io/?EIO=4&transport=websocket");
         let request = url.into_client_request().expect("socket.io request");
-        let ws = self
-            .ws_request(request)
-            .await
-            .expect("socket.io websocket upgrade");
+        let ws = match self.ws_request(request).await {
+            Ok(ws) => ws,
+            Err(tungstenite::Error::Http(response)) => {
+                let body: Value =
+                    serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                        .expect("a refused handshake has a JSON error body");
+                return Err(format!(
+                    "{}: {}",
+                    error_code(&body),
+                    body["error"]["message"].as_str().unwrap_or_default()
+                ));
+            }
+            Err(e) => panic!("socket.io websocket upgrade: {e}"),
+        };
         SioClient::connect(ws, auth).await
     }
 

@@ -27,7 +27,7 @@ export const REPO_ROOT = path.resolve(HERE, '..', '..');
 export const BIN = process.env.STATUSHUB_BIN ?? path.join(REPO_ROOT, 'target', 'debug', 'statushub');
 
 const READY_TIMEOUT_MS = 20_000;
-// Longer than the hub's own 10 s drain on SIGTERM, so a slow drain still ends in a clean exit.
+// Longer than the hub's own worst-case shutdown (9 s, docs/OPERATIONS.md), so a slow one still ends in a clean exit.
 const STOP_TIMEOUT_MS = 15_000;
 // A SIGTERM exit slower than this is reported on stderr (it is not a test failure).
 const SLOW_STOP_MS = 3_000;

@@ -60,6 +60,22 @@ test('bad publish input is refused and publishes nothing', async (t) => {
       400,
     ],
     ['event: data is not an object', () => postEvent(server, account, { body: { event: 'x.y', data: 5 } }), 400],
+    [
+      'event: data nested past the limit',
+      () => postEvent(server, account, { rawBody: `{"event":"x.y","data":${'{"a":'.repeat(40)}{}${'}'.repeat(40)}}` }),
+      400,
+    ],
+    ['event: a number out of range', () => postEvent(server, account, { rawBody: '{"event":"x.y","data":{"n":1e400}}' }), 400],
+    [
+      'event: a text/plain body (what fetch sends for a bare string)',
+      () => postEvent(server, account, { rawBody: '{"event":"x.y","data":{}}', headers: { 'content-type': 'text/plain;charset=UTF-8' } }),
+      415,
+    ],
+    [
+      'phone test: a form body (what curl -d sends)',
+      () => postPhoneTest(server, account, { rawBody: JSON.stringify(valid), headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      415,
+    ],
   ];
 
   const failures = [];

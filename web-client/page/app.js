@@ -31,7 +31,7 @@
   /** When each entry last changed, from the events this tab saw (`section:key` -> RFC 3339). */
   const changedAt = new Map();
   let awaitingSnapshot = false;
-  /** @type {string | null} */
+  /** The connection's current error, from the SDK. @type {import('../src/index.js').StatushubError | null} */
   let lastError = null;
 
   // ---- token ---------------------------------------------------------------------------------
@@ -150,9 +150,10 @@
       ],
       stamp: (p) => p.timestamp,
     },
+    // Keyed `{provider}:{userId}`: sorted by key, each provider's users sit together.
     credentials: {
       cells: (key, c) => [
-        cell(key, 'id'),
+        cell(c.provider ?? key, 'id'),
         cell(c.userId),
         pill(c.success ? 'OK' : 'FAILED', c.success ? 'ok' : 'bad'),
         cell(c.error),
@@ -302,18 +303,24 @@
   /** @type {Record<string, string>} */
   const badgeText = {
     connecting: 'connecting…',
-    connected: 'connected',
+    ready: 'live',
     reconnecting: 'reconnecting…',
-    resumed: 'resumed',
     disconnected: 'disconnected',
     'signed-out': 'signed out',
   };
+  /** How the last reconnect caught up, next to "live". @type {Record<string, string>} */
+  const resumeText = { none: '', exact: ' · resumed', reset: ' · reloaded' };
 
-  /** @param {string} status */
-  function setBadge(status) {
+  /**
+   * `data-status` is the SDK's connection state (or `signed-out`), `data-resume` its last resume
+   * kind; the text says both in words.
+   * @param {string} status @param {string} [resume]
+   */
+  function setBadge(status, resume = 'none') {
     const badge = $('badge');
     badge.dataset.status = status;
-    badge.textContent = badgeText[status] ?? status;
+    badge.dataset.resume = resume;
+    badge.textContent = (badgeText[status] ?? status) + (status === 'ready' ? resumeText[resume] ?? '' : '');
   }
 
   /** @param {string | null} error */
@@ -358,30 +365,35 @@
       socketOptions: { transports: ['websocket', 'polling'], tryAllTransports: true },
     });
     client = hub;
-    setBadge(hub.status);
+    setBadge(hub.connection.state, hub.connection.lastResume);
     logSystem('connecting…');
 
+    hub.onConnection(({ state, lastResume }) => setBadge(state, lastResume));
     hub.onStatus((status) => {
-      setBadge(status);
-      if (status === 'connected') {
-        awaitingSnapshot = true;
-        logSystem('connected');
-      } else if (status === 'resumed') {
-        logSystem(`resumed after seq ${hub.getState().seq}`);
+      if (status === 'ready') {
+        if (hub.connection.lastResume === 'exact') {
+          logSystem(`resumed after seq ${hub.getState().seq}`);
+        } else {
+          // The first connect, or a reconnect without a baseline: a snapshot follows.
+          awaitingSnapshot = true;
+          logSystem('connected');
+        }
       } else if (status === 'reconnecting') {
         logSystem('connection lost; reconnecting…');
       } else if (status === 'disconnected' && client === hub) {
         hub.close();
         client = null;
-        const refused = lastError !== null && /unauthori[sz]ed|expired|invalid|forbidden/i.test(lastError);
+        const refused = lastError !== null && lastError.fatal && ['unauthorized', 'forbidden', 'expired'].includes(lastError.code);
         // A refused token is forgotten; after any other end, Connect retries with the same one.
         storage.set(refused ? null : token);
-        showSignIn(refused ? `The hub refused this token: ${lastError}` : `Disconnected${lastError ? `: ${lastError}` : '.'}`);
+        showSignIn(refused ? `The hub refused this token: ${lastError?.message}` : `Disconnected${lastError ? `: ${lastError.message}` : '.'}`);
         if (!refused) /** @type {HTMLTextAreaElement} */ ($('token-input')).value = token;
       }
     });
+    hub.onReset((snapshot) => logSystem(`missed events no longer kept: state reloaded at seq ${snapshot.seq}`));
     hub.onError((e) => {
-      lastError = e.message;
+      // Listener bugs are not the connection's; `null` means the last error cleared.
+      if (e === null || e.kind !== 'listener') lastError = e;
     });
     hub.onAny((event, data, meta) => {
       const target = Statushub.eventSection(event, data);

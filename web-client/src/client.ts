@@ -1,12 +1,13 @@
 /**
  * The statushub browser client: Socket.IO connection, auth with resume (`since`), strict seq
- * ordering, connection status and typed listeners.
+ * ordering, one connection state machine (`connecting → ready → reconnecting → ready`, with the
+ * last resume kind beside it), classified errors and typed listeners.
  */
 import { io as socketIo } from 'socket.io-client';
 import type { ManagerOptions, SocketOptions } from 'socket.io-client';
 import { DISCONNECT_NOTICE } from './disconnect.js';
 import { applyEvent, applySnapshot, initialState, isSnapshot } from './state.js';
-import { tokenAccount } from './token.js';
+import { decodeClaims, tokenAccount } from './token.js';
 import type { HubState } from './state.js';
 import type {
   CustomEventData,
@@ -15,11 +16,46 @@ import type {
   HubEvent,
   HubEventMap,
   PhoneStatusChanged,
+  Snapshot,
   StatusSync,
   SyncProgress,
 } from './types.js';
+import { StatushubError, errorFromResponse, refusalError, toStatushubError } from './errors.js';
+import type { ErrorKind } from './errors.js';
 
-export type ConnectionStatus = 'connecting' | 'connected' | 'reconnecting' | 'resumed' | 'disconnected';
+export { StatushubError };
+export type { ErrorKind };
+
+/**
+ * `connecting` until the hub first accepts, `ready` while connected, `reconnecting` after a drop
+ * while the client retries, `disconnected` for good (`close()`, a fatal error, retries gave up).
+ */
+export type ConnectionState = 'connecting' | 'ready' | 'reconnecting' | 'disconnected';
+/** @deprecated The name of {@link ConnectionState} before 0.2. */
+export type ConnectionStatus = ConnectionState;
+/**
+ * How the last (re)connect caught up: `none` on the first connect, `exact` when it resumed with
+ * `since` (the hub replays the missed events), `reset` when the state was replaced by a snapshot
+ * (the gap was older than the hub retains, or the token names another account).
+ */
+export type ResumeKind = 'none' | 'exact' | 'reset';
+
+/** The connection at a glance; a new object on each change, the same object otherwise. */
+export interface Connection {
+  readonly state: ConnectionState;
+  readonly lastResume: ResumeKind;
+  /** The current error: transient ones clear (become `null`) when the client is ready again. */
+  readonly error: StatushubError | null;
+}
+
+/** What {@link StatushubClient.onResume} reports after a reconnect. */
+export interface ResumeInfo {
+  readonly kind: 'exact' | 'reset';
+  /** The seq sent as `since` (`undefined` when none was sent). */
+  readonly since: number | undefined;
+  /** The state's seq now: for `exact` the missed events follow; for `reset` the snapshot's seq. */
+  readonly seq: number;
+}
 
 export type Unsubscribe = () => void;
 export type EventListener<D> = (data: D, meta: EventMeta) => void;
@@ -37,6 +73,13 @@ export interface ConnectOptions {
   /** Called for a fresh token when the hub refuses the current one as expired. */
   getToken?: () => string | Promise<string>;
   socketOptions?: SocketIoOptions;
+  /**
+   * `false`: create the client without opening the socket; `open()` does (once). The React
+   * provider uses this so a render that is thrown away never connects. Default `true`.
+   */
+  autoConnect?: boolean;
+  /** @internal `fetch` for {@link StatushubClient.fetchStatus}; defaults to the global one. */
+  fetch?: typeof fetch;
   /** @internal Socket factory, for tests. Defaults to socket.io-client's `io`. */
   io?: IoFactory;
 }
@@ -56,16 +99,36 @@ export interface SocketLike {
 export type IoFactory = (url: string, options: Partial<ManagerOptions & SocketOptions>) => SocketLike;
 
 export interface StatushubClient {
-  /** Current connection status. */
-  readonly status: ConnectionStatus;
-  /** Listener gets each new status (not the current one); returns unsubscribe. */
-  onStatus(listener: (status: ConnectionStatus) => void): Unsubscribe;
+  /** The connection state alone (`connection.state`). */
+  readonly status: ConnectionState;
+  /** Listener gets each new connection state (not the current one); returns unsubscribe. */
+  onStatus(listener: (status: ConnectionState) => void): Unsubscribe;
+  /** State, last resume kind and current error. */
+  readonly connection: Connection;
+  /** Listener gets the connection after each change; returns unsubscribe. */
+  onConnection(listener: (connection: Connection) => void): Unsubscribe;
+  /** The token's account (known before the first snapshot, from the token itself). */
+  readonly accountId: string | null;
+  /** The token's user (`sub`), or `null` when the token does not say. */
+  readonly userId: string | null;
   /** Current state; a new object after each change, the same object otherwise. */
   getState(): HubState;
   /** Listener gets the state after each change; returns unsubscribe. */
   subscribe(listener: (state: HubState) => void): Unsubscribe;
-  /** Refused connections, failed token refreshes, throwing listeners. */
-  onError(listener: (error: Error) => void): Unsubscribe;
+  /**
+   * Errors as they happen (`error.kind`: `transient` while the client retries, `fatal` when it
+   * stopped, `listener` for a listener that threw), and `null` when the current connection
+   * error has cleared (the client is ready again).
+   */
+  onError(listener: (error: StatushubError | null) => void): Unsubscribe;
+  /** After a reconnect: `exact` on the hub's accept of a `since` resume, `reset` once a snapshot replaced the state. */
+  onResume(listener: (info: ResumeInfo) => void): Unsubscribe;
+  /** A snapshot replaced the state after a reconnect (`reset: true`, or another account): anything may have changed. */
+  onReset(listener: (snapshot: Snapshot) => void): Unsubscribe;
+  /** `GET /v1/accounts/{account}/status` with the client's current token: the account's snapshot. */
+  fetchStatus(accountId?: string): Promise<Snapshot>;
+  /** Opens the socket if it is not open yet; idempotent (for `autoConnect: false`). */
+  open(): void;
 
   onPhoneStatusChanged(listener: EventListener<PhoneStatusChanged>): Unsubscribe;
   offPhoneStatusChanged(listener: EventListener<PhoneStatusChanged>): void;
@@ -86,6 +149,8 @@ export interface StatushubClient {
 
   /** Disconnects for good; status becomes 'disconnected' and no listener is called again. */
   close(): void;
+  /** True after `close()` (or a fatal error closed it). */
+  readonly closed: boolean;
 }
 
 /** Events held while no snapshot has arrived yet (a hub sends the snapshot first; this is a guard). */
@@ -97,17 +162,18 @@ const MAX_RESYNCS = 3;
 /** A session that lasted this long was healthy: the next cut-off reconnects at once again. */
 const CUTOFF_RESET_MS = 30_000;
 
-const toError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
 
 export function connect(options: ConnectOptions): StatushubClient {
   const { url, getToken } = options;
   let token = options.token;
   let state: HubState = initialState;
-  let status: ConnectionStatus = 'connecting';
+  let connection: Connection = Object.freeze({ state: 'connecting', lastResume: 'none', error: null });
   let everConnected = false;
   let sentSince: number | undefined;
+  let opened = false;
   let closed = false;
   let resyncing = false; // between a gap and the reconnect: ignore everything
+  let awaitingSnapshot = false; // a reconnect without `since`: its snapshot replaces the state
   let refreshes = 0;
   let resyncs = 0;
   let pending: HubEvent[] = [];
@@ -117,8 +183,11 @@ export function connect(options: ConnectOptions): StatushubClient {
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   const stateListeners = new Set<(s: HubState) => void>();
-  const statusListeners = new Set<(s: ConnectionStatus) => void>();
-  const errorListeners = new Set<(e: Error) => void>();
+  const statusListeners = new Set<(s: ConnectionState) => void>();
+  const connectionListeners = new Set<(c: Connection) => void>();
+  const errorListeners = new Set<(e: StatushubError | null) => void>();
+  const resumeListeners = new Set<(r: ResumeInfo) => void>();
+  const resetListeners = new Set<(s: Snapshot) => void>();
   const eventListeners = new Map<string, Set<EventListener<any>>>();
   const anyListeners = new Set<AnyEventListener>();
 
@@ -127,9 +196,8 @@ export function connect(options: ConnectOptions): StatushubClient {
     return () => void set.delete(listener);
   };
 
-  function emitError(error: unknown): void {
-    const err = toError(error);
-    if (errorListeners.size === 0) console.error('[statushub]', err);
+  function tellError(err: StatushubError | null): void {
+    if (err && errorListeners.size === 0) console.error('[statushub]', err);
     for (const l of [...errorListeners]) {
       try {
         l(err);
@@ -144,15 +212,27 @@ export function connect(options: ConnectOptions): StatushubClient {
       try {
         l(...args);
       } catch (e) {
-        emitError(e);
+        tellError(toStatushubError(e, 'listener', 'listener'));
       }
     }
   }
 
-  function setStatus(next: ConnectionStatus): void {
-    if (next === status) return;
-    status = next;
-    notify(statusListeners, next);
+  /** One place changes the connection; listeners see each change once. */
+  function setConnection(next: Partial<Connection>): void {
+    const merged = { ...connection, ...next };
+    if (merged.state === connection.state && merged.lastResume === connection.lastResume && merged.error === connection.error) return;
+    const stateChanged = merged.state !== connection.state;
+    connection = Object.freeze(merged);
+    if (stateChanged) notify(statusListeners, merged.state);
+    notify(connectionListeners, connection);
+  }
+
+  const setStatus = (next: ConnectionState): void => setConnection({ state: next });
+
+  /** A connection error: reported, and kept in `connection.error` until it clears. */
+  function fail(err: StatushubError, next?: ConnectionState): void {
+    tellError(err);
+    setConnection(next ? { error: err, state: next } : { error: err });
   }
 
   function setState(next: HubState): void {
@@ -182,7 +262,7 @@ export function connect(options: ConnectOptions): StatushubClient {
   /** Missed events: reconnect at once with `since`; the hub replays the gap or sends a reset snapshot. */
   function resync(): void {
     if (++resyncs > MAX_RESYNCS) {
-      emitError(new Error(`statushub: events still missing after ${MAX_RESYNCS} resyncs; giving up`));
+      fail(new StatushubError(`statushub: events still missing after ${MAX_RESYNCS} resyncs; giving up`, 'fatal', 'gave_up'));
       close();
       return;
     }
@@ -224,12 +304,19 @@ export function connect(options: ConnectOptions): StatushubClient {
   function handleSnapshot(snapshot: unknown): void {
     if (resyncing || closed) return;
     if (!isSnapshot(snapshot)) {
-      emitError(new Error('statushub: malformed snapshot ignored'));
+      tellError(new StatushubError('statushub: malformed snapshot ignored', 'transient', 'protocol'));
       return;
     }
-    // A reset means the gap could not be replayed: this is a fresh start, not a resume.
-    if (snapshot.reset && status === 'resumed') setStatus('connected');
+    // After a reconnect a snapshot replaces the state: a reset, not a resume. So is `reset: true`.
+    // Only a state that existed can be reset: the first snapshot is the baseline.
+    const reset = (snapshot.reset === true || awaitingSnapshot) && state.accountId !== null;
+    awaitingSnapshot = false;
     setState(applySnapshot(state, snapshot));
+    if (reset) {
+      setConnection({ lastResume: 'reset' });
+      notify(resetListeners, snapshot);
+      notify(resumeListeners, { kind: 'reset', since: sentSince, seq: state.seq });
+    }
     const held = pending;
     pending = [];
     for (const ev of held) handleEvent(ev);
@@ -247,8 +334,14 @@ export function connect(options: ConnectOptions): StatushubClient {
     resumeAfterKick = false;
     refreshes = 0;
     connectedAt = Date.now();
-    setStatus(everConnected && sentSince !== undefined ? 'resumed' : 'connected');
+    const reconnect = everConnected;
     everConnected = true;
+    const exact = reconnect && sentSince !== undefined;
+    awaitingSnapshot = reconnect && !exact;
+    const hadError = connection.error !== null;
+    setConnection({ state: 'ready', lastResume: exact ? 'exact' : connection.lastResume, error: null });
+    if (hadError) tellError(null);
+    if (exact) notify(resumeListeners, { kind: 'exact', since: sentSince, seq: state.seq });
   });
 
   /**
@@ -280,11 +373,12 @@ export function connect(options: ConnectOptions): StatushubClient {
       reconnectAfterCutoff();
       return;
     }
-    setStatus(retrying() ? 'reconnecting' : 'disconnected');
+    if (retrying()) setStatus('reconnecting');
+    else fail(new StatushubError(`statushub: the hub ended the session (${reason})`, 'fatal', 'ended'), 'disconnected');
   });
 
   socket.io?.on('reconnect_failed', () => {
-    if (!closed) setStatus('disconnected');
+    if (!closed) fail(new StatushubError('statushub: gave up reconnecting', 'fatal', 'gave_up'), 'disconnected');
   });
 
   socket.on('connect_error', (error: Error) => {
@@ -302,15 +396,14 @@ export function connect(options: ConnectOptions): StatushubClient {
           },
           (e: unknown) => {
             if (closed) return;
-            emitError(e);
-            setStatus('disconnected');
+            fail(toStatushubError(e, 'fatal', 'token_refresh'), 'disconnected');
           },
         );
       return;
     }
     // The error first: a status listener that sees 'disconnected' can already tell why.
-    emitError(error);
-    if (!retrying()) setStatus('disconnected');
+    const err = refusalError(error, retrying());
+    fail(err, err.fatal ? 'disconnected' : everConnected ? 'reconnecting' : 'connecting');
   });
 
   function on(event: string, listener: EventListener<any>): Unsubscribe {
@@ -323,6 +416,12 @@ export function connect(options: ConnectOptions): StatushubClient {
     eventListeners.get(event)?.delete(listener);
   }
 
+  function open(): void {
+    if (opened || closed) return;
+    opened = true;
+    socket.connect();
+  }
+
   function close(): void {
     if (closed) return;
     closed = true;
@@ -332,16 +431,45 @@ export function connect(options: ConnectOptions): StatushubClient {
     setStatus('disconnected');
   }
 
-  socket.connect();
+  async function fetchStatus(accountId = tokenAccount(token) ?? state.accountId ?? undefined): Promise<Snapshot> {
+    if (accountId === undefined) throw new StatushubError('statushub: no account id in the token; pass one to fetchStatus', 'fatal', 'bad_request');
+    const doFetch = options.fetch ?? globalThis.fetch;
+    const base = url.replace(/\/+$/, '');
+    const response = await doFetch(`${base}/v1/accounts/${encodeURIComponent(accountId)}/status`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+    });
+    if (!response.ok) throw await errorFromResponse(response);
+    return (await response.json()) as Snapshot;
+  }
+
+  if (options.autoConnect !== false) open();
 
   return {
     get status() {
-      return status;
+      return connection.state;
+    },
+    get connection() {
+      return connection;
+    },
+    get accountId() {
+      return tokenAccount(token) ?? state.accountId;
+    },
+    get userId() {
+      const sub = decodeClaims(token).sub;
+      return sub == null ? null : String(sub);
+    },
+    get closed() {
+      return closed;
     },
     onStatus: (listener) => add(statusListeners, listener),
+    onConnection: (listener) => add(connectionListeners, listener),
     getState: () => state,
     subscribe: (listener) => add(stateListeners, listener),
     onError: (listener) => add(errorListeners, listener),
+    onResume: (listener) => add(resumeListeners, listener),
+    onReset: (listener) => add(resetListeners, listener),
+    fetchStatus,
+    open,
     onPhoneStatusChanged: (l) => on('phone_status_changed', l),
     offPhoneStatusChanged: (l) => off('phone_status_changed', l),
     onStatusSync: (l) => on('status_sync', l),

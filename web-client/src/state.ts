@@ -14,6 +14,7 @@ export interface HubState {
   /** Last applied seq of the account (the snapshot's seq, or the last event's). */
   readonly seq: number;
   readonly phones: Readonly<Record<string, PhoneStatusChanged>>;
+  /** Keyed `{provider}:{userId}` (see {@link credentialKey}); {@link credentialsByProvider} groups them. */
   readonly credentials: Readonly<Record<string, StatusSync>>;
   readonly monitors: Readonly<Record<string, MonitorState>>;
   readonly jobs: Readonly<Record<string, SyncProgress>>;
@@ -67,6 +68,7 @@ export function applySnapshot(state: HubState, snapshot: Snapshot): HubState {
     const section: unknown = snapshot[name];
     next[name] = isObject(section) ? { ...section } : {};
   }
+  next.credentials = rekeyCredentials(next.credentials as Record<string, StatusSync>);
   return next as unknown as HubState;
 }
 
@@ -84,7 +86,7 @@ export function applyEvent(state: HubState, ev: HubEvent): EventOutcome {
 /** Which section an event updates, under which key, with which value (`undefined` removes the key). */
 const targets: Record<string, (d: Record<string, unknown>) => [Section, unknown, unknown]> = {
   phone_status_changed: (d) => ['phones', d.phoneNumberId, d],
-  status_sync: (d) => ['credentials', d.provider, d],
+  status_sync: (d) => ['credentials', typeof d.provider === 'string' && d.userId != null ? credentialKey(d.provider, String(d.userId)) : undefined, d],
   health_changed: (d) => ['monitors', d.monitorId, d.current],
   monitor_removed: (d) => ['monitors', d.monitorId, undefined],
   sync_progress: (d) => ['jobs', d.syncId, d],
@@ -113,3 +115,37 @@ export function eventSection(event: string, data: unknown): [Section, string] | 
   const [name, key] = target(data);
   return typeof key === 'string' || typeof key === 'number' ? [name, String(key)] : undefined;
 }
+
+/** The key of a credential entry: `{provider}:{userId}`, as the hub keys the snapshot. */
+export const credentialKey = (provider: string, userId: string): string => `${provider}:${userId}`;
+
+/**
+ * A hub from before per-user keys stored entries under the bare provider name; they carry
+ * `provider` and `userId`, so they move to their `{provider}:{userId}` key unless a newer entry
+ * already has it.
+ */
+function rekeyCredentials(credentials: Record<string, StatusSync>): Record<string, StatusSync> {
+  const out: Record<string, StatusSync> = {};
+  const legacy: StatusSync[] = [];
+  for (const [key, entry] of Object.entries(credentials)) {
+    if (isObject(entry) && typeof entry.provider === 'string' && entry.userId != null && key === entry.provider) legacy.push(entry);
+    else out[key] = entry;
+  }
+  for (const entry of legacy) {
+    const key = credentialKey(entry.provider, String(entry.userId));
+    if (!Object.hasOwn(out, key)) out[key] = entry;
+  }
+  return out;
+}
+
+/** The provider-level view: each provider's entries, one per user, sorted by user id. */
+export function credentialsByProvider(state: Pick<HubState, 'credentials'>): Record<string, StatusSync[]> {
+  const out: Record<string, StatusSync[]> = {};
+  for (const entry of Object.values(state.credentials)) (out[entry.provider] ??= []).push(entry);
+  for (const list of Object.values(out)) list.sort((a, b) => String(a.userId).localeCompare(String(b.userId)));
+  return out;
+}
+
+/** One user's last credential test of one provider, or `undefined`. */
+export const credentialOf = (state: Pick<HubState, 'credentials'>, provider: string, userId: string): StatusSync | undefined =>
+  state.credentials[credentialKey(provider, userId)];

@@ -49,6 +49,15 @@ export interface StatusSync {
   error?: string;
   /** Client cache keys to refetch. */
   invalidateQueries: QueryKey[];
+  /** The credential test's `requestId`, echoed when the backend gave one. */
+  requestId?: string;
+}
+
+/** `monitor_removed`: a heartbeat monitor was deleted and left the snapshot (not in the contract; see the hub README). */
+export interface MonitorRemoved {
+  monitorId: string;
+  /** RFC 3339. */
+  timestamp: string;
 }
 
 export type MonitorHealth = 'unknown' | 'healthy' | 'unhealthy';
@@ -89,15 +98,23 @@ export interface SyncProgress {
   /** RFC 3339. */
   finishedAt?: string;
   error?: string;
+  /** The contract's job fields (sync jobs, `jobs[syncId]`); present when the hub tracks them. */
+  attempt?: number;
+  results?: unknown;
+  /** RFC 3339: when a failed job is retried. */
+  nextRetryAt?: string;
 }
 
 /** `snapshot`: the latest state of an account, and the seq it reflects. */
 export interface Snapshot {
   accountId: string;
   seq: number;
+  /** Names the account's sequence; changes only when the hub lost the account's history (contract). */
+  epoch?: string;
   /** `true` when the requested `since` was older than what the hub retains: drop all old state. */
   reset?: boolean;
   phones: Record<string, PhoneStatusChanged>;
+  /** Keyed `{provider}:{userId}`. */
   credentials: Record<string, StatusSync>;
   monitors: Record<string, MonitorState>;
   jobs: Record<string, SyncProgress>;
@@ -109,6 +126,7 @@ export interface HubEventMap {
   status_sync: StatusSync;
   health_changed: HealthChanged;
   sync_progress: SyncProgress;
+  monitor_removed: MonitorRemoved;
 }
 
 export type HubEventName = keyof HubEventMap;

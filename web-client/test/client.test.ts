@@ -12,7 +12,7 @@ function setup(opts: Partial<ConnectOptions> = {}) {
   const statuses: ConnectionStatus[] = [];
   client.onStatus((s) => statuses.push(s));
   const errors: Error[] = [];
-  client.onError((e) => errors.push(e));
+  client.onError((e) => e && errors.push(e));
   return { client, fake, socket: fake.socket, statuses, errors };
 }
 
@@ -44,8 +44,8 @@ describe('connecting', () => {
   it('goes connecting -> connected', () => {
     const { socket, client, statuses } = setup();
     socket.serverConnect();
-    expect(client.status).toBe('connected');
-    expect(statuses).toEqual(['connected']);
+    expect(client.status).toBe('ready');
+    expect(statuses).toEqual(['ready']);
   });
 
   it('applies the snapshot to the state', () => {
@@ -94,7 +94,7 @@ describe('events and state', () => {
     const s = client.getState();
     expect(s.seq).toBe(4);
     expect(s.phones.p1?.status).toBe('ACTIVE');
-    expect(s.credentials.meta?.success).toBe(true);
+    expect(s.credentials['meta:u1']?.success).toBe(true);
     expect(s.monitors.m1?.health).toBe('unhealthy');
     expect(s.jobs.j1?.progress.done).toBe(4);
   });
@@ -236,8 +236,8 @@ describe('reconnect and resume', () => {
     socket.drop();
     expect(client.status).toBe('reconnecting');
     expect(socket.serverConnect()).toEqual({ token: 'tok-1', since: 7 });
-    expect(client.status).toBe('resumed');
-    expect(statuses).toEqual(['connected', 'reconnecting', 'resumed']);
+    expect(client.status).toBe('ready');
+    expect(statuses).toEqual(['ready', 'reconnecting', 'ready']);
     socket.emit('phone_status_changed', phone('p1', false), meta(7)); // replayed duplicate
     socket.emit('phone_status_changed', phone('p1', false), meta(8));
     expect(client.getState().seq).toBe(8);
@@ -258,12 +258,13 @@ describe('reconnect and resume', () => {
     expect(socket.serverConnect()).toEqual({ token: 'tok-1', since: 0 });
   });
 
-  it('a reconnect before any snapshot omits since and ends connected, not resumed', () => {
+  it('a reconnect before any snapshot omits since: ready, not an exact resume', () => {
     const { socket, client } = setup();
     socket.serverConnect();
     socket.drop();
     expect(socket.serverConnect()).toEqual({ token: 'tok-1' });
-    expect(client.status).toBe('connected');
+    expect(client.status).toBe('ready');
+    expect(client.connection.lastResume).toBe('none');
   });
 
   it('a reset snapshot after a resume drops the old state and reports connected', () => {
@@ -271,11 +272,12 @@ describe('reconnect and resume', () => {
     socket.emit('phone_status_changed', phone('old'), meta(6));
     socket.drop();
     socket.serverConnect();
-    expect(client.status).toBe('resumed');
+    expect(client.status).toBe('ready');
     socket.emit('snapshot', snapshot(500, { reset: true, phones: { fresh: phone('fresh') } }));
     expect(Object.keys(client.getState().phones)).toEqual(['fresh']);
     expect(client.getState().seq).toBe(500);
-    expect(statuses).toEqual(['connected', 'reconnecting', 'resumed', 'connected']);
+    expect(statuses).toEqual(['ready', 'reconnecting', 'ready']);
+    expect(client.connection.lastResume).toBe('reset');
   });
 
   it('a server disconnect (no auto-retry in socket.io) ends in disconnected', () => {
@@ -295,8 +297,8 @@ describe('reconnect and resume', () => {
     await flush();
     expect(socket.connectCalls).toBe(2);
     expect(socket.serverConnect()).toEqual({ token: 'tok-1', since: 6 });
-    expect(client.status).toBe('resumed');
-    expect(statuses).toEqual(['connected', 'reconnecting', 'resumed']);
+    expect(client.status).toBe('ready');
+    expect(statuses).toEqual(['ready', 'reconnecting', 'ready']);
     expect(custom).not.toHaveBeenCalled(); // the notice is the client's business, not an event
   });
 
@@ -385,12 +387,12 @@ describe('gap resync', () => {
     expect(client.getState().seq).toBe(6);
     expect(client.getState().phones.p3).toBeUndefined();
     expect(socket.serverConnect()).toEqual({ token: 'tok-1', since: 6 });
-    expect(client.status).toBe('resumed');
+    expect(client.status).toBe('ready');
     socket.emit('phone_status_changed', phone('p2'), meta(7));
     socket.emit('phone_status_changed', phone('p3'), meta(8));
     expect(fn).toHaveBeenCalledTimes(3);
     expect(client.getState().seq).toBe(8);
-    expect(statuses).toEqual(['connected', 'reconnecting', 'resumed']);
+    expect(statuses).toEqual(['ready', 'reconnecting', 'ready']);
   });
 
   it('gives up after repeated gaps without progress', () => {
@@ -417,7 +419,7 @@ describe('token refresh', () => {
     expect(getToken).toHaveBeenCalledOnce();
     expect(socket.active).toBe(true);
     expect(socket.serverConnect()).toEqual({ token: 'tok-2', since: 5 });
-    expect(client.status).toBe('resumed');
+    expect(client.status).toBe('ready');
     expect(errors).toEqual([]);
   });
 
@@ -428,7 +430,7 @@ describe('token refresh', () => {
     expect(client.status).toBe('connecting');
     await flush();
     expect(socket.serverConnect()).toEqual({ token: 'tok-2' });
-    expect(client.status).toBe('connected');
+    expect(client.status).toBe('ready');
   });
 
   it('later reconnects keep the refreshed token', async () => {
@@ -471,7 +473,7 @@ describe('token refresh', () => {
   it('reports the refusal before the disconnected status it causes', () => {
     const { socket, client } = setup();
     const seen: string[] = [];
-    client.onError((e) => seen.push(`error ${e.message}`));
+    client.onError((e) => seen.push(`error ${e?.message}`));
     client.onStatus((s) => seen.push(`status ${s}`));
     socket.open();
     socket.refuse('unauthorized: invalid token');
@@ -524,7 +526,7 @@ describe('close', () => {
     client.close();
     expect(socket.disconnectCalls).toBe(1);
     expect(client.status).toBe('disconnected');
-    expect(statuses).toEqual(['connected', 'disconnected']);
+    expect(statuses).toEqual(['ready', 'disconnected']);
     socket.connected = true; // a late packet
     socket.emit('phone_status_changed', phone('p1'), meta(1));
     expect(fn).not.toHaveBeenCalled();

@@ -72,7 +72,7 @@ function start(token = 'tok', getToken?: () => string) {
   const statuses: ConnectionStatus[] = [];
   client.onStatus((s) => statuses.push(s));
   const errors: string[] = [];
-  client.onError((e) => errors.push(e.message));
+  client.onError((e) => e && errors.push(e.message));
   return { client, statuses, errors };
 }
 
@@ -82,7 +82,7 @@ describe('over real Socket.IO', () => {
     const { client } = start();
     await waitFor(() => client.getState().seq === 1, 'snapshot');
     expect(auths[0]).toEqual({ token: 'tok' });
-    expect(client.status).toBe('connected');
+    expect(client.status).toBe('ready');
     publish('phone_status_changed', phone('b'));
     await waitFor(() => client.getState().seq === 2, 'live event');
     expect(client.getState().accountId).toBe(ACCOUNT);
@@ -98,7 +98,7 @@ describe('over real Socket.IO', () => {
     publish('phone_status_changed', phone('b')); // missed while away
     await waitFor(() => client.getState().seq === 2, 'replayed event 2');
     expect(auths.at(-1)).toEqual({ token: 'tok', since: 1 });
-    expect(statuses).toEqual(['connected', 'reconnecting', 'resumed']);
+    expect(statuses).toEqual(['ready', 'reconnecting', 'ready']);
     expect(Object.keys(client.getState().phones).sort()).toEqual(['a', 'b']);
   });
 
@@ -113,7 +113,7 @@ describe('over real Socket.IO', () => {
     publish('phone_status_changed', phone('b')); // missed while cut off
     await waitFor(() => client.getState().seq === 2, 'replayed event 2');
     expect(auths.at(-1)).toEqual({ token: 'tok', since: 1 });
-    expect(statuses).toEqual(['connected', 'reconnecting', 'resumed']);
+    expect(statuses).toEqual(['ready', 'reconnecting', 'ready']);
   });
 
   it('resyncs on a gap: reconnects with since and fills it', async () => {
@@ -124,13 +124,13 @@ describe('over real Socket.IO', () => {
     publish('phone_status_changed', phone('c'));
     await waitFor(() => client.getState().seq === 3, 'gap filled');
     expect(auths.at(-1)).toEqual({ token: 'tok', since: 1 });
-    expect(statuses).toEqual(['connected', 'reconnecting', 'resumed']);
+    expect(statuses).toEqual(['ready', 'reconnecting', 'ready']);
     expect(Object.keys(client.getState().phones).sort()).toEqual(['a', 'b', 'c']);
   });
 
   it('refreshes an expired token with getToken', async () => {
     const { client, errors } = start('old-token', () => 'fresh-token');
-    await waitFor(() => client.status === 'connected', 'connected');
+    await waitFor(() => client.status === 'ready', 'connected');
     expect(auths.map((a) => a.token)).toEqual(['old-token', 'fresh-token']);
     expect(errors).toEqual([]);
   });

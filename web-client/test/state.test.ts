@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyEvent, applySnapshot, initialState, isSnapshot, reduceData } from '../src/state.js';
+import { applyEvent, applySnapshot, credentialOf, credentialsByProvider, initialState, isSnapshot, reduceData } from '../src/state.js';
 import type { HubState } from '../src/state.js';
 import type { HubEvent } from '../src/types.js';
 import { ACCOUNT, health, job, meta, phone, snapshot, statusSync } from './fixtures.js';
@@ -136,11 +136,31 @@ describe('applyEvent payloads', () => {
     expect(s.phones).toEqual({ p1: phone('p1', false) });
   });
 
-  it('status_sync updates credentials[provider]', () => {
+  it('status_sync updates credentials["{provider}:{userId}"]', () => {
     const s = applied(base, ev('status_sync', statusSync('whatsapp', 'u9', false), 1));
-    expect(Object.keys(s.credentials)).toEqual(['whatsapp']);
-    expect(s.credentials.whatsapp!.success).toBe(false);
-    expect(s.credentials.whatsapp!.userId).toBe('u9');
+    expect(Object.keys(s.credentials)).toEqual(['whatsapp:u9']);
+    expect(s.credentials['whatsapp:u9']!.success).toBe(false);
+    expect(credentialOf(s, 'whatsapp', 'u9')?.userId).toBe('u9');
+  });
+
+  it("two users' tests of one provider coexist; the provider view groups them", () => {
+    let s = applied(base, ev('status_sync', statusSync('binance', 'u2', false), 1));
+    s = applied(s, ev('status_sync', statusSync('binance', 'u1', true), 2));
+    s = applied(s, ev('status_sync', statusSync('meta', 'u1', true), 3));
+    expect(Object.keys(s.credentials).sort()).toEqual(['binance:u1', 'binance:u2', 'meta:u1']);
+    expect(credentialOf(s, 'binance', 'u2')?.success).toBe(false);
+    const byProvider = credentialsByProvider(s);
+    expect(byProvider.binance!.map((c) => [c.userId, c.success])).toEqual([['u1', true], ['u2', false]]);
+    expect(byProvider.meta!.map((c) => c.userId)).toEqual(['u1']);
+  });
+
+  it('a snapshot from an older hub (keyed by provider) is read under the per-user keys', () => {
+    const s = applySnapshot(initialState, snapshot(2, { credentials: { binance: statusSync('binance', 'u1', false), 'binance:u2': statusSync('binance', 'u2') } }));
+    expect(Object.keys(s.credentials).sort()).toEqual(['binance:u1', 'binance:u2']);
+    // A newer entry for the same user wins over the legacy one.
+    const both = applySnapshot(initialState, snapshot(2, { credentials: { binance: statusSync('binance', 'u1', false), 'binance:u1': statusSync('binance', 'u1', true) } }));
+    expect(Object.keys(both.credentials)).toEqual(['binance:u1']);
+    expect(both.credentials['binance:u1']!.success).toBe(true);
   });
 
   it('monitor_removed drops monitors[monitorId] and keeps the others', () => {

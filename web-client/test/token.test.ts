@@ -29,7 +29,8 @@ describe('sections', () => {
 
   it('names the section and key an event changes', () => {
     expect(eventSection('phone_status_changed', { phoneNumberId: 'p1' })).toEqual(['phones', 'p1']);
-    expect(eventSection('status_sync', { provider: 'meta' })).toEqual(['credentials', 'meta']);
+    expect(eventSection('status_sync', { provider: 'meta', userId: 'u1' })).toEqual(['credentials', 'meta:u1']);
+    expect(eventSection('status_sync', { provider: 'meta' })).toBeUndefined(); // no user: no entry
     expect(eventSection('health_changed', { monitorId: 7 })).toEqual(['monitors', '7']);
     expect(eventSection('sync_progress', { syncId: 's' })).toEqual(['jobs', 's']);
     expect(eventSection('custom.thing', { phoneNumberId: 'p1' })).toBeUndefined();

@@ -42,6 +42,10 @@ impl EventLog for SqliteStore {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))))
     }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.close_now())
+    }
 }
 
 /// An append's result before commit: new events still have to reach the feed.
@@ -226,7 +230,13 @@ fn read_entry(
             r.get::<_, String>(0)
         })
         .optional()?
-        .and_then(|text| serde_json::from_str(&text).ok()))
+        .and_then(|text| {
+            serde_json::from_str(&text)
+                .inspect_err(|error| {
+                    tracing::error!(%account, section = section.as_str(), %key, %error, "read a stored snapshot entry that is not JSON as none");
+                })
+                .ok()
+        }))
 }
 
 /// Sets a snapshot entry (`Some`) or removes it (`None`).
@@ -261,9 +271,16 @@ fn read_head(tx: &rusqlite::Transaction<'_>, account_id: &str) -> rusqlite::Resu
         .unwrap_or(0))
 }
 
+/// The epoch of every sequence in this database.
+fn read_epoch(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<String> {
+    tx.prepare_cached("SELECT value FROM meta WHERE key = 'epoch'")?
+        .query_row([], |r| r.get(0))
+}
+
 fn read_snapshot(conn: &mut Connection, account_id: String) -> rusqlite::Result<Snapshot> {
     let tx = conn.transaction()?;
     let mut snapshot = Snapshot {
+        epoch: read_epoch(&tx)?,
         seq: read_head(&tx, &account_id)?,
         ..Snapshot::default()
     };
@@ -273,11 +290,16 @@ fn read_snapshot(conn: &mut Connection, account_id: String) -> rusqlite::Result<
         let mut rows = stmt.query([&account_id])?;
         while let Some(row) = rows.next()? {
             let section: String = row.get(0)?;
+            let key: String = row.get(1)?;
             let value: String = row.get(2)?;
-            if let (Some(section), Ok(value)) =
-                (Section::parse(&section), serde_json::from_str(&value))
-            {
-                snapshot.section_mut(section).insert(row.get(1)?, value);
+            match (Section::parse(&section), serde_json::from_str(&value)) {
+                (Some(section), Ok(value)) => {
+                    snapshot.section_mut(section).insert(key, value);
+                }
+                (None, _) => tracing::error!(account = %account_id, %section, %key,
+                    "left out a stored snapshot entry of an unknown section"),
+                (_, Err(error)) => tracing::error!(account = %account_id, %section, %key, %error,
+                    "left out a stored snapshot entry that is not JSON"),
             }
         }
     }
@@ -292,6 +314,7 @@ fn read_history(
     limit: usize,
 ) -> rusqlite::Result<History> {
     let tx = conn.transaction()?;
+    let epoch = read_epoch(&tx)?;
     let head = read_head(&tx, account_id)?;
     let first: Option<u64> = tx
         .prepare_cached("SELECT MIN(seq) FROM events WHERE account_id = ?1")?
@@ -299,24 +322,24 @@ fn read_history(
     let complete = since == head || (since < head && first.is_some_and(|f| f <= since + 1));
     let mut events = Vec::new();
     if since < head {
+        // No LIMIT: a row left out does not shorten the page, so a short
+        // page still means the end (rows are read lazily, in key order).
         let mut stmt = tx.prepare_cached(
             "SELECT seq, id, event, data, published_at FROM events
-             WHERE account_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+             WHERE account_id = ?1 AND seq > ?2 ORDER BY seq",
         )?;
-        let mut rows = stmt.query(params![account_id, since, limit as i64])?;
-        while let Some(row) = rows.next()? {
-            let data: String = row.get(3)?;
+        let mut rows = stmt.query(params![account_id, since])?;
+        while events.len() < limit {
+            let Some(row) = rows.next()? else { break };
+            let seq: u64 = row.get(0)?;
+            let Some(data) = servable_data(account_id, seq, row.get(3)?) else {
+                continue;
+            };
             events.push(Event {
-                seq: row.get(0)?,
+                seq,
                 id: row.get(1)?,
                 event: row.get(2)?,
-                data: RawValue::from_string(data).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        3,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })?,
+                data,
                 published_at: row.get(4)?,
                 account_id: account_id.to_owned(),
             });
@@ -326,5 +349,21 @@ fn read_history(
         events,
         head,
         complete,
+        epoch,
     })
+}
+
+/// A stored event's data if any client can read it (the rule of
+/// [`crate::event::json`]); `None`, logged, for a row that breaks it (left
+/// by an older version or damaged). Readers see a gap in `seq` there, as a
+/// filtered subscription does, and never a failed page.
+fn servable_data(account_id: &str, seq: u64, data: String) -> Option<Box<RawValue>> {
+    let checked = crate::event::json::check(data.as_bytes(), "data")
+        .map_err(|e| e.to_string())
+        .and_then(|()| RawValue::from_string(data).map_err(|e| e.to_string()));
+    checked
+        .inspect_err(|error| {
+            tracing::error!(account = %account_id, seq, %error, "left out a stored event whose data cannot be served");
+        })
+        .ok()
 }

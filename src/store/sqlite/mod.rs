@@ -22,7 +22,10 @@ use crate::config::Retention;
 use rusqlite::Connection;
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 use tokio::sync::{mpsc, oneshot};
@@ -35,6 +38,8 @@ pub struct SqliteStore {
     writes: mpsc::Sender<WriteOp>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
+    /// Set by `close`: reads fail from then on, as writes do.
+    closed: AtomicBool,
 }
 
 impl SqliteStore {
@@ -52,7 +57,23 @@ impl SqliteStore {
             writes,
             readers: Arc::default(),
             path,
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Commits what the writer holds, checkpoints and stops it; reads and
+    /// writes fail from then on (see [`EventLog::close`](super::EventLog::close)).
+    async fn close_now(&self) -> Result<(), StoreError> {
+        self.closed.store(true, Ordering::Release);
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        match self.submit(WriteOp::Close).await {
+            // Already closed (or the writer is gone): nothing left to flush.
+            Err(StoreError::Unavailable(_)) => Ok(()),
+            other => other,
+        }
     }
 
     /// Queues a write for the writer thread and waits for its answer.
@@ -74,6 +95,9 @@ impl SqliteStore {
         &self,
         read: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("store closed".into()));
+        }
         let pool = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {

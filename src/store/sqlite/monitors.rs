@@ -140,7 +140,7 @@ pub(super) fn write_monitor(
 }
 
 /// Monitors matching `filter` (a `WHERE` clause over `params`). A row whose
-/// JSON no longer parses is skipped with a warning rather than failing the read.
+/// JSON no longer parses is skipped, logged as an error, rather than failing the read.
 fn read_monitors(
     conn: &mut Connection,
     filter: &str,
@@ -157,11 +157,20 @@ fn read_monitors(
         let id: String = row.get(1)?;
         let spec: String = row.get(2)?;
         let state: Option<String> = row.get(3)?;
-        let Ok(spec) = serde_json::from_str(&spec) else {
-            tracing::warn!(account = %account_id, monitor = %id, "skipping a monitor whose stored spec is not JSON");
-            continue;
+        let spec = match serde_json::from_str(&spec) {
+            Ok(spec) => spec,
+            Err(error) => {
+                tracing::error!(account = %account_id, monitor = %id, %error, "left out a stored monitor whose settings are not JSON");
+                continue;
+            }
         };
-        let state = state.and_then(|s| serde_json::from_str(&s).ok());
+        let state = state.and_then(|s| match serde_json::from_str(&s) {
+            Ok(state) => Some(state),
+            Err(error) => {
+                tracing::error!(account = %account_id, monitor = %id, %error, "read a stored monitor state that is not JSON as none");
+                None
+            }
+        });
         monitors.push(StoredMonitor {
             account_id,
             id,

@@ -52,6 +52,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, id)
     ) WITHOUT ROWID;
 "#,
+    // The epoch names this database's sequences (see `Snapshot::epoch`): a
+    // new data dir starts new sequences, so it gets a new epoch; an existing
+    // one gets its epoch here, once.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))));
+"#,
 ];
 
 pub(super) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
@@ -72,4 +82,35 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(conn: &Connection) -> String {
+        conn.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+            r.get(0)
+        })
+        .expect("an epoch")
+    }
+
+    #[test]
+    fn a_database_from_before_epochs_gets_one_and_keeps_it() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // The schema as it was before the epoch migration.
+        for sql in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        migrate(&mut conn).unwrap();
+        let first = epoch(&conn);
+        assert_eq!(first.len(), 16, "{first}");
+        migrate(&mut conn).unwrap();
+        assert_eq!(epoch(&conn), first, "migrating again changes nothing");
+
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        assert_ne!(epoch(&fresh), first, "a new database, a new epoch");
+    }
 }

@@ -1,6 +1,7 @@
 //! The single writer thread: it drains every waiting write, commits them in
 //! one transaction (one fsync), feeds the new events in commit order, then
-//! answers each caller. When every handle is gone it checkpoints the WAL.
+//! answers each caller. When the store is closed (or every handle is gone)
+//! it checkpoints the WAL and stops.
 
 use super::{
     log::{self, Outcome},
@@ -23,6 +24,8 @@ pub(super) enum WriteOp {
     Append(Draft, oneshot::Sender<Result<Appended, StoreError>>),
     Monitor(MonitorWrite, oneshot::Sender<Result<bool, StoreError>>),
     Trim(oneshot::Sender<Result<u64, StoreError>>),
+    /// Commit what is pending, checkpoint, answer, stop.
+    Close(oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// A write waiting in the current batch, with the caller to answer.
@@ -79,6 +82,7 @@ impl Writer {
     }
 
     fn run(mut self, mut ops: mpsc::Receiver<WriteOp>) {
+        let mut closer = None;
         while let Some(first) = ops.blocking_recv() {
             let mut batch = Vec::new();
             let mut next = Some(first);
@@ -89,18 +93,33 @@ impl Writer {
                     WriteOp::Trim(reply) => {
                         let _ = reply.send(self.trim().map_err(unavailable));
                     }
+                    WriteOp::Close(reply) => closer = Some(reply),
                 }
-                if batch.len() < MAX_BATCH {
+                if closer.is_none() && batch.len() < MAX_BATCH {
                     next = ops.try_recv().ok();
                 }
             }
             if !batch.is_empty() {
                 self.commit(batch);
             }
+            if closer.is_some() {
+                break;
+            }
         }
-        // Every handle is gone: leave a compact database behind.
-        if let Err(e) = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+        // Writes queued behind `close` are refused (their callers see the
+        // writer stopped), and no new ones can be queued.
+        ops.close();
+        while ops.try_recv().is_ok() {}
+        // Closed or every handle is gone: leave a compact database behind.
+        let result = self
+            .conn
+            .pragma_update(None, "wal_checkpoint", "TRUNCATE")
+            .map_err(unavailable);
+        if let Err(e) = &result {
             tracing::warn!(error = %e, "final WAL checkpoint failed");
+        }
+        if let Some(reply) = closer {
+            let _ = reply.send(result);
         }
     }
 

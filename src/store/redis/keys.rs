@@ -1,0 +1,125 @@
+//! Where everything lives in Redis.
+//!
+//! Every key of one account carries the hash tag `{account}` under the
+//! configured prefix (`<prefix>:{<account>}:<what>`), so every script touches
+//! keys of one slot and the same layout runs unchanged on Redis Cluster. The
+//! prefix lets several hubs (or test runs) share one Redis; it is restricted
+//! to characters that are neither hash-tag braces nor glob patterns, so a
+//! `SCAN MATCH` over it matches only our keys. Account ids are validated by
+//! the API to the same kind of plain characters.
+
+/// Builds the keys of one deployment (one prefix).
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+/// The keys and channel of one account.
+pub struct AccountKeys {
+    /// Hash: `epoch` (names the account's sequence) and `seq` (its head).
+    pub meta: String,
+    /// Stream of committed events; entry id `<seq>-0`, fields `b` (the
+    /// event's body as JSON) and `ms` (Redis time when stored).
+    pub events: String,
+    /// Hash: `<section>:<key>` → the snapshot entry's JSON.
+    pub entries: String,
+    /// Hash: monitor id → its spec's JSON.
+    pub monitor_specs: String,
+    /// Hash: monitor id → its last saved check state's JSON.
+    pub monitor_states: String,
+    /// Pub/sub channel every committed event is published on.
+    pub channel: String,
+    tagged: String,
+}
+
+impl AccountKeys {
+    /// The idempotency record of one `Idempotency-Key` (a hash that expires).
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}:idem:{key}", self.tagged)
+    }
+}
+
+/// The suffixes `SCAN` looks for when it has to visit every account.
+pub const EVENTS_SUFFIX: &str = ":events";
+pub const MONITOR_SPECS_SUFFIX: &str = ":monitor-specs";
+
+impl Keys {
+    /// `prefix` must be 1..=64 characters of `[A-Za-z0-9_.:-]`.
+    pub fn new(prefix: &str) -> Result<Self, String> {
+        let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-');
+        if !(1..=64).contains(&prefix.len()) || !prefix.bytes().all(plain) {
+            return Err(format!(
+                "key prefix {prefix:?} must be 1 to 64 characters of A-Z a-z 0-9 _ . : -"
+            ));
+        }
+        Ok(Keys {
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    pub fn account(&self, account_id: &str) -> AccountKeys {
+        let tagged = format!("{}:{{{account_id}}}", self.prefix);
+        AccountKeys {
+            meta: format!("{tagged}:meta"),
+            events: format!("{tagged}{EVENTS_SUFFIX}"),
+            entries: format!("{tagged}:entries"),
+            monitor_specs: format!("{tagged}{MONITOR_SPECS_SUFFIX}"),
+            monitor_states: format!("{tagged}:monitor-states"),
+            channel: format!("{tagged}:feed"),
+            tagged,
+        }
+    }
+
+    /// A `SCAN MATCH` pattern for one kind of per-account key.
+    pub fn pattern(&self, suffix: &str) -> String {
+        format!("{}:{{*}}{suffix}", self.prefix)
+    }
+
+    /// The account a key found by [`Keys::pattern`] belongs to.
+    pub fn account_of<'k>(&self, key: &'k str, suffix: &str) -> Option<&'k str> {
+        key.strip_prefix(self.prefix.as_str())?
+            .strip_prefix(":{")?
+            .strip_suffix(suffix)?
+            .strip_suffix('}')
+    }
+}
+
+/// The snapshot entry field of `key` in `section`.
+pub fn entry_field(section: &str, key: &str) -> String {
+    format!("{section}:{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_an_account_shares_its_hash_tag() {
+        let keys = Keys::new("sh").unwrap();
+        let acc = keys.account("acme");
+        for key in [
+            &acc.meta,
+            &acc.events,
+            &acc.entries,
+            &acc.monitor_specs,
+            &acc.monitor_states,
+            &acc.channel,
+            &acc.idempotency("a}b{c"),
+        ] {
+            assert!(key.starts_with("sh:{acme}:"), "{key}");
+        }
+        assert_eq!(
+            keys.account_of(&acc.monitor_specs, MONITOR_SPECS_SUFFIX),
+            Some("acme")
+        );
+        assert_eq!(keys.account_of("other:{acme}:events", EVENTS_SUFFIX), None);
+    }
+
+    #[test]
+    fn prefixes_with_braces_or_globs_are_refused() {
+        for bad in ["", "a{b", "a*", "a b", "x?"] {
+            assert!(Keys::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(Keys::new("statushub:prod-1").is_ok());
+    }
+}

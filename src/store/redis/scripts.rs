@@ -1,0 +1,24 @@
+//! The Lua scripts, kept as `.lua` files beside this module. redis-rs sends
+//! them by SHA (`EVALSHA`) and loads them again when Redis has forgotten
+//! them (after a restart).
+
+use redis::Script;
+use std::sync::LazyLock;
+
+pub struct Scripts {
+    pub append: Script,
+    pub snapshot: Script,
+    pub history: Script,
+    pub trim: Script,
+    pub save_monitor_state: Script,
+    pub delete_monitor: Script,
+}
+
+pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    append: Script::new(include_str!("scripts/append.lua")),
+    snapshot: Script::new(include_str!("scripts/snapshot.lua")),
+    history: Script::new(include_str!("scripts/history.lua")),
+    trim: Script::new(include_str!("scripts/trim.lua")),
+    save_monitor_state: Script::new(include_str!("scripts/save_monitor_state.lua")),
+    delete_monitor: Script::new(include_str!("scripts/delete_monitor.lua")),
+});

@@ -1,0 +1,338 @@
+//! The append path: one task that pipelines whatever appends are waiting.
+//!
+//! Appends are queued to this task; it takes every append waiting (up to
+//! [`MAX_BATCH`]), sends one `EVALSHA append` per draft in a single pipeline
+//! (one round trip for the batch, as SQLite's group commit is one fsync), and
+//! reads the replies in order. Replies come back in the order the scripts ran,
+//! so feeding the new events in reply order keeps each account's feed in seq
+//! order; the next batch is sent only after the feed has them.
+//!
+//! `Body::Entry` runs a Rust closure on the entry's previous value, which a
+//! Lua script cannot call. It is applied by optimistic check-and-set: the
+//! writer derives the event from the value it *believes* the entry has and
+//! the script applies it only if the entry still has exactly that value
+//! (compared by content: `Derive` is pure, so equal inputs give equal
+//! outputs). Otherwise the script writes nothing and returns the current
+//! value, and the draft is derived again in the next batch. Beliefs come from
+//! a bounded cache of entries this writer wrote or was told about; with one
+//! writer per account it is always right and an entry append costs one round
+//! trip; an unknown entry costs one extra (a probe that the script answers
+//! with the current value), and a value changed by another node costs a retry.
+
+use super::{
+    codec, conn,
+    keys::{Keys, entry_field},
+    scripts::SCRIPTS,
+};
+use crate::{
+    config::Retention,
+    event::Event,
+    store::{Appended, Body, Draft, EntryChange, Feed, Receipt, StoreError},
+};
+use redis::{Value, aio::ConnectionManager};
+use serde_json::value::RawValue;
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Appends sent in one pipeline at most.
+pub const MAX_BATCH: usize = 512;
+/// Check-and-set attempts before an entry append gives up (contention).
+const MAX_ATTEMPTS: u32 = 16;
+/// Entry values remembered; the cache is dropped whole when it grows past.
+const CACHE_LIMIT: usize = 100_000;
+
+pub struct Job {
+    pub draft: Draft,
+    pub reply: oneshot::Sender<Result<Appended, StoreError>>,
+    pub attempts: u32,
+}
+
+pub struct Writer {
+    pub conn: ConnectionManager,
+    pub keys: Keys,
+    pub retention: Retention,
+    pub feed: Feed,
+    /// Believed entry values by `account \0 field`; `None` = absent.
+    pub entries: HashMap<String, Option<String>>,
+    /// Pipelines sent so far (round trips of the append path).
+    pub round_trips: Arc<AtomicU64>,
+}
+
+/// A draft made into script arguments.
+struct Prepared {
+    job: Job,
+    /// The entry's cache key, for `Body::Entry`.
+    entry: Option<String>,
+    /// The entry's next value as sent (`None` removes it).
+    next: Option<String>,
+    /// The event's data as sent (for the feed).
+    data: Box<RawValue>,
+}
+
+/// What one script reply says.
+enum Reply {
+    New(u64),
+    Replayed(Receipt),
+    Conflict,
+    Stale(Option<String>),
+}
+
+impl Writer {
+    pub async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        let mut retry = VecDeque::new();
+        loop {
+            let mut batch: Vec<Job> = retry.drain(..).collect();
+            if batch.is_empty() {
+                match jobs.recv().await {
+                    Some(job) => batch.push(job),
+                    None => return,
+                }
+            }
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            // A caller that gave up (timed out) must not get its draft
+            // stored behind its back.
+            batch.retain(|job| !job.reply.is_closed());
+            if !batch.is_empty() {
+                self.commit(batch, &mut retry).await;
+            }
+        }
+    }
+
+    async fn commit(&mut self, batch: Vec<Job>, retry: &mut VecDeque<Job>) {
+        if self.entries.len() > CACHE_LIMIT {
+            self.entries.clear();
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let mut prepared = Vec::with_capacity(batch.len());
+        for job in batch {
+            prepared.extend(self.prepare(job, &mut pipe));
+        }
+        if prepared.is_empty() {
+            return;
+        }
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let replies = conn::bounded(pipe.query_async::<Vec<Value>>(&mut self.conn)).await;
+        let replies = match replies {
+            Ok(replies) if replies.len() == prepared.len() => replies,
+            Ok(_) => {
+                self.fail(prepared, conn::malformed("the append pipeline"));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, batch = prepared.len(), "append batch failed");
+                self.fail(prepared, e);
+                return;
+            }
+        };
+        let mut reload = false;
+        for (p, value) in prepared.into_iter().zip(replies) {
+            match value {
+                Value::ServerError(e) if e.code() == "NOSCRIPT" => {
+                    // Redis restarted and forgot the script; nothing ran.
+                    reload = true;
+                    self.forget(&p);
+                    retry.push_back(p.job);
+                }
+                Value::ServerError(e) => {
+                    self.forget(&p);
+                    let _ = p
+                        .job
+                        .reply
+                        .send(Err(StoreError::Unavailable(format!("redis: {e:?}"))));
+                }
+                value => self.settle(p, &value, retry).await,
+            }
+        }
+        if reload && let Err(e) = conn::bounded(SCRIPTS.append.load_async(&mut self.conn)).await {
+            tracing::warn!(error = %e, "could not load the append script");
+        }
+    }
+
+    /// Builds the script call for one draft, or answers it with why not.
+    fn prepare(&mut self, job: Job, pipe: &mut redis::Pipeline) -> Option<Prepared> {
+        let draft = &job.draft;
+        let keys = self.keys.account(&draft.account_id);
+        let (fingerprint, idem_key) = match &draft.idempotency {
+            Some(idem) => (idem.fingerprint.as_str(), keys.idempotency(&idem.key)),
+            None => ("", keys.idempotency("")),
+        };
+        let mut entry_key = None;
+        let (mode, field, believed, next, data) = match &draft.body {
+            Body::Fixed(data) => ("fixed", String::new(), None, None, data.clone()),
+            Body::Entry {
+                section,
+                key,
+                derive,
+            } => {
+                let field = entry_field(section.as_str(), key);
+                let cache_key = format!("{}\0{field}", draft.account_id);
+                let believed = self.entries.get(&cache_key).cloned();
+                let (next, data) = match &believed {
+                    Some(previous) => {
+                        let parsed = previous
+                            .as_deref()
+                            .and_then(|text| serde_json::from_str(text).ok());
+                        let EntryChange { data, entry } = derive(parsed.as_ref());
+                        let data = match serde_json::value::to_raw_value(&data) {
+                            Ok(data) => data,
+                            Err(e) => {
+                                let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
+                                return None;
+                            }
+                        };
+                        let next = entry.map(|e| e.to_string());
+                        // Later drafts of this batch build on this one.
+                        self.entries.insert(cache_key.clone(), next.clone());
+                        (next, data)
+                    }
+                    // A probe: the script answers with the current value.
+                    None => (None, RawValue::NULL.to_owned()),
+                };
+                entry_key = Some(cache_key);
+                ("entry", field, believed, next, data)
+            }
+        };
+        let body = codec::encode_body(&draft.event, &draft.id, &draft.published_at, &data);
+        let (believed_flag, believed_value) = match &believed {
+            None => ("", ""),
+            Some(None) => ("0", ""),
+            Some(Some(value)) => ("1", value.as_str()),
+        };
+        let (next_flag, next_value) = match &next {
+            Some(value) => ("1", value.as_str()),
+            None => ("0", ""),
+        };
+        pipe.cmd("EVALSHA")
+            .arg(SCRIPTS.append.get_hash())
+            .arg(4)
+            .arg(&keys.meta)
+            .arg(&keys.events)
+            .arg(&keys.entries)
+            .arg(&idem_key)
+            .arg(conn::new_epoch())
+            .arg(self.retention.max_events.max(1))
+            .arg(mode)
+            .arg(&body)
+            .arg(&field)
+            .arg(believed_flag)
+            .arg(believed_value)
+            .arg(next_flag)
+            .arg(next_value)
+            .arg(fingerprint)
+            .arg(self.retention.idempotency_ttl.as_secs().max(1))
+            .arg(&draft.id)
+            .arg(&draft.published_at)
+            .arg(&keys.channel);
+        Some(Prepared {
+            job,
+            entry: entry_key,
+            next,
+            data,
+        })
+    }
+
+    /// Answers one draft from its script reply.
+    async fn settle(&mut self, p: Prepared, value: &Value, retry: &mut VecDeque<Job>) {
+        let Some(reply) = parse(&p.job.draft, value) else {
+            self.forget(&p);
+            let _ = p.job.reply.send(Err(conn::malformed("append")));
+            return;
+        };
+        match reply {
+            Reply::New(seq) => {
+                if let Some(key) = &p.entry {
+                    self.entries.insert(key.clone(), p.next.clone());
+                }
+                let draft = p.job.draft;
+                let event = Event {
+                    event: draft.event,
+                    account_id: draft.account_id,
+                    seq,
+                    id: draft.id,
+                    published_at: draft.published_at,
+                    data: p.data,
+                };
+                let receipt = Receipt {
+                    id: event.id.clone(),
+                    account_id: event.account_id.clone(),
+                    seq,
+                    published_at: event.published_at.clone(),
+                };
+                // A closed feed only means the hub is shutting down.
+                let _ = self.feed.send(Arc::new(event)).await;
+                let _ = p.job.reply.send(Ok(Appended::New(receipt)));
+            }
+            Reply::Replayed(receipt) => {
+                self.forget(&p);
+                let _ = p.job.reply.send(Ok(Appended::Replayed(receipt)));
+            }
+            Reply::Conflict => {
+                self.forget(&p);
+                let _ = p.job.reply.send(Err(StoreError::IdempotencyConflict));
+            }
+            Reply::Stale(current) => {
+                if let Some(key) = &p.entry {
+                    self.entries.insert(key.clone(), current);
+                }
+                let mut job = p.job;
+                job.attempts += 1;
+                if job.attempts > MAX_ATTEMPTS {
+                    let _ = job.reply.send(Err(StoreError::Unavailable(
+                        "the snapshot entry kept changing under this append; retry".into(),
+                    )));
+                } else {
+                    retry.push_back(job);
+                }
+            }
+        }
+    }
+
+    /// Drops a belief this batch may have made wrong.
+    fn forget(&mut self, p: &Prepared) {
+        if let Some(key) = &p.entry {
+            self.entries.remove(key);
+        }
+    }
+
+    fn fail(&mut self, prepared: Vec<Prepared>, e: StoreError) {
+        // Whether the scripts ran is unknown: believe nothing.
+        self.entries.clear();
+        for p in prepared {
+            let _ = p
+                .job
+                .reply
+                .send(Err(StoreError::Unavailable(e.to_string())));
+        }
+    }
+}
+
+fn parse(draft: &Draft, value: &Value) -> Option<Reply> {
+    let items = codec::array(value)?;
+    Some(match codec::text(items.first()?)?.as_str() {
+        "new" => Reply::New(codec::int(items.get(1)?)?),
+        "replay" => Reply::Replayed(Receipt {
+            id: codec::text(items.get(2)?)?,
+            account_id: draft.account_id.clone(),
+            seq: codec::int(items.get(1)?)?,
+            published_at: codec::text(items.get(3)?)?,
+        }),
+        "conflict" => Reply::Conflict,
+        "stale" => match codec::text(items.get(1)?)?.as_str() {
+            "1" => Reply::Stale(Some(codec::text(items.get(2)?)?)),
+            _ => Reply::Stale(None),
+        },
+        _ => return None,
+    })
+}
