@@ -26,4 +26,11 @@ for suite in tests/node web-client tests/browser tests/react-app tests/deploy; d
   step "npm test ($suite)"
   (cd "$suite" && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run --if-present check:page)
 done
+# Fuzzing: the live API against its OpenAPI document (schemathesis), then a
+# short coverage-guided run of each parser fuzzer (docs/FUZZING.md).
+step "api fuzz (schemathesis)"
+bash scripts/api-fuzz.sh
+step "fuzz (cargo fuzz)"
+bash scripts/fuzz.sh
+
 step "all suites passed"

@@ -94,7 +94,7 @@ impl Section {
 }
 
 /// A committed event: what the store returns and every transport shows.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub event: String,
@@ -102,6 +102,7 @@ pub struct Event {
     pub seq: u64,
     pub id: String,
     pub published_at: String,
+    #[schema(value_type = Object)]
     pub data: Box<RawValue>,
 }
 
@@ -159,14 +160,19 @@ pub trait Report: serde::de::DeserializeOwned + Send + Sync + 'static {
 }
 
 /// `POST /v1/accounts/{account}/phone-tests`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"phoneNumberId": "1234567890", "isActive": true,
+    "qualityRating": "GREEN", "displayPhoneNumber": "+1 555 0100", "verifiedName": "Acme"}))]
 pub struct PhoneTest {
+    #[schema(min_length = 1, max_length = 256)]
     pub phone_number_id: String,
     pub is_active: bool,
     pub quality_rating: Option<String>,
     pub display_phone_number: Option<String>,
     pub verified_name: Option<String>,
+    /// RFC 3339; defaults to the time the hub received the report.
+    #[schema(format = DateTime)]
     pub tested_at: Option<String>,
 }
 
@@ -213,10 +219,14 @@ impl Report for PhoneTest {
 }
 
 /// `POST /v1/accounts/{account}/credential-tests`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"provider": "binance", "userId": "user-1", "success": false,
+    "error": "invalid signature", "requestId": "req-1"}))]
 pub struct CredentialTest {
+    #[schema(min_length = 1, max_length = 256)]
     pub provider: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub user_id: String,
     pub success: bool,
     pub error: Option<String>,
@@ -290,10 +300,14 @@ impl CredentialTest {
 }
 
 /// `POST /v1/accounts/{account}/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"event": "order.paid", "data": {"orderId": "o-1", "total": 12.5}}))]
 pub struct CustomEvent {
+    /// Not one of the names the hub emits itself.
+    #[schema(pattern = r"^[a-z][a-z0-9_.:-]{0,63}$")]
     pub event: String,
+    #[schema(value_type = Object)]
     pub data: JsonObject,
 }
 

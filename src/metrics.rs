@@ -278,7 +278,7 @@ impl Metrics {
 }
 
 /// All figures at one moment; `/v1/stats` is this as JSON.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub uptime_seconds: u64,
@@ -291,7 +291,7 @@ pub struct Report {
     pub publish_rate_limited: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransportReport {
     pub open: u64,
@@ -300,13 +300,13 @@ pub struct TransportReport {
     pub slow_consumer_disconnects: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventReport {
     pub published: u64,
     pub delivered: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LatencyReport {
     pub count: u64,
@@ -318,7 +318,7 @@ pub struct LatencyReport {
     pub buckets: Vec<Bucket>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     pub le: f64,
     pub count: u64,

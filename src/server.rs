@@ -168,7 +168,8 @@ impl Server {
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))
             .merge(transport::sse::router(ctx))
-            .merge(page::router());
+            .merge(page::router())
+            .merge(crate::openapi::router());
         // Socket.IO and the checks every request gets run in front of the router,
         // not as `Router::layer`s: a router clones its matched route's whole
         // service stack (the API's state included) for every request, which was

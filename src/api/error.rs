@@ -1,13 +1,13 @@
 //! HTTP errors, mapped to the contract's `{"error": {code, message}}` shape in
 //! this one place. Internal causes are logged here once and never shown.
 
+use super::bodies::{ErrorBody, ErrorDetail};
 use crate::{auth::AuthError, heartbeat::HeartbeatError, hub::HubError, store::StoreError};
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -126,7 +126,12 @@ impl From<HeartbeatError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        });
         let mut response = (self.status, body).into_response();
         if let Some(secs) = self.retry_after_secs {
             response

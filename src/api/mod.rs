@@ -4,9 +4,10 @@
 //! Handlers only parse, authorize and validate; every publish goes through
 //! [`Hub::publish`], so HTTP has no path of its own to the store.
 
+pub mod bodies;
 mod error;
 mod monitors;
-mod ops;
+pub(crate) mod ops;
 
 pub use error::ApiError;
 
@@ -29,8 +30,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use serde_json::json;
+use bodies::{EventsPage, ServiceStatus};
+use serde::{Deserialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -70,7 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitors::routes())
         .route(
             "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
+            get(|| async { Json(ServiceStatus { status: "ok" }) }),
         )
         .route("/readyz", get(ready))
         .route("/metrics", get(ops::metrics))
@@ -310,7 +311,7 @@ async fn custom_event(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReadQuery {
+pub(crate) struct ReadQuery {
     since: Option<u64>,
     limit: Option<usize>,
     token: Option<String>,
@@ -336,17 +337,22 @@ impl FromRequestParts<AppState> for AccountRead {
     }
 }
 
-async fn events_since(
-    State(state): State<AppState>,
-    read: AccountRead,
-) -> Result<Response, ApiError> {
-    let since = read.query.since.unwrap_or(0);
-    let limit = read.query.limit.unwrap_or(DEFAULT_PAGE);
+/// `since` and `limit` of an `events` read, defaults applied and checked.
+pub(crate) fn page_bounds(query: &ReadQuery) -> Result<(u64, usize), ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
+    Ok((query.since.unwrap_or(0), limit))
+}
+
+async fn events_since(
+    State(state): State<AppState>,
+    read: AccountRead,
+) -> Result<Response, ApiError> {
+    let (since, limit) = page_bounds(&read.query)?;
     let history = state.hub.history(&read.account, since, limit).await?;
     let last = history.events.last().map_or(since, |e| e.seq);
     Ok(Json(EventsPage {
@@ -357,18 +363,6 @@ async fn events_since(
         events: history.events,
     })
     .into_response())
-}
-
-/// A page of `events?since`. Typed, not built with `json!`: the events'
-/// data is written out verbatim, never parsed again on the way out.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EventsPage {
-    account_id: String,
-    seq: u64,
-    reset: bool,
-    has_more: bool,
-    events: Vec<event::Event>,
 }
 
 async fn status(State(state): State<AppState>, read: AccountRead) -> Result<Response, ApiError> {
@@ -383,5 +377,5 @@ async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
             "the store is unavailable",
         )
     })?;
-    Ok(Json(json!({ "status": "ready" })).into_response())
+    Ok(Json(ServiceStatus { status: "ready" }).into_response())
 }

@@ -5,7 +5,11 @@
 //! validate paths; the heartbeat owns the monitors and publishes through the
 //! hub, so a monitor's changes reach tabs by the same path as any event.
 
-use super::{AppState, JsonBody, bearer, require_reader, require_service};
+use super::{
+    AppState, JsonBody, bearer,
+    bodies::{MonitorList, Unchanged},
+    require_reader, require_service,
+};
 use crate::{
     api::ApiError,
     event,
@@ -22,7 +26,6 @@ use axum::{
     routing::{get, post},
 };
 use serde::Deserialize;
-use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -129,7 +132,11 @@ async fn list(
         .into_iter()
         .map(shown)
         .collect();
-    Ok(Json(json!({ "accountId": account, "monitors": monitors })).into_response())
+    Ok(Json(MonitorList {
+        account_id: account,
+        monitors,
+    })
+    .into_response())
 }
 
 async fn delete(
@@ -160,6 +167,6 @@ async fn set_status(
             .await??;
     match changed {
         Some(appended) => Ok(super::created(appended)),
-        None => Ok(Json(json!({ "changed": false })).into_response()),
+        None => Ok(Json(Unchanged { changed: false }).into_response()),
     }
 }

@@ -13,8 +13,8 @@ use axum::{
 };
 
 /// The hub's figures plus the heartbeat's, read now; `/v1/stats` is this as JSON.
-#[derive(serde::Serialize)]
-struct Stats {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Stats {
     #[serde(flatten)]
     hub: Report,
     /// Heartbeat monitors and their checks.

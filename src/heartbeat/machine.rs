@@ -13,7 +13,7 @@ use std::time::Duration;
 /// shorter: a dead endpoint is still probed at least this often.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     #[default]
@@ -60,7 +60,7 @@ impl Kind {
 }
 
 /// `health_changed.source`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Heartbeat,
@@ -117,7 +117,7 @@ impl Check {
 /// A monitor's state as tabs see it: `health_changed.current` and the
 /// snapshot's `monitors` entry. `latencyMs` and `lastChecked` are null until
 /// the first check.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Current {
     pub health: Health,

@@ -99,6 +99,7 @@ impl MonitorKey {
 
 /// A monitor as the API shows it: its settings, its latest state and its
 /// count of consecutive failed checks.
+/// (Its OpenAPI schema is in `openapi::schemas`: the flattened settings.)
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MonitorView {
@@ -141,8 +142,9 @@ impl MonitorView {
 }
 
 /// `POST .../monitors/{id}/status`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"health": "unhealthy", "source": "manual", "lastError": "maintenance"}))]
 pub struct StatusOverride {
     pub health: Health,
     /// `manual` (default) or `system`; `heartbeat` is the checker's own.

@@ -27,19 +27,31 @@ const FORBIDDEN_HEADERS: [&str; 5] = [
     "te",
 ];
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"url": "http://127.0.0.1:9/health", "intervalMs": 30000,
+    "timeoutMs": 5000, "maxRetries": 2, "backoffMultiplier": 2.0, "expectStatus": [204, "200-299"]}))]
 pub struct MonitorSpec {
     /// `http://` or `https://`.
+    #[schema(format = "uri", max_length = 2048)]
     pub url: String,
+    /// At least the hub's `--min-monitor-interval-ms` (default 1000), at most a day.
+    #[schema(minimum = 10, maximum = 86_400_000)]
     pub interval_ms: u64,
     /// Whole-check deadline (connect, TLS, response headers); below `intervalMs`.
+    #[schema(minimum = 1, maximum = 120_000)]
     pub timeout_ms: u64,
     /// Failed checks retried before the monitor turns unhealthy.
+    #[schema(maximum = 20)]
     pub max_retries: u32,
     /// Each consecutive failure multiplies the wait by this (1 = no backoff).
+    #[schema(minimum = 1, maximum = 10)]
     pub backoff_multiplier: f64,
+    /// Any case; shown upper case.
     #[serde(default = "default_method")]
+    #[schema(
+        pattern = "^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|get|head|post|put|patch|delete|options)$"
+    )]
     pub method: String,
     /// Statuses that count as a pass (default 200–399).
     #[serde(default = "default_expect")]
@@ -174,6 +186,28 @@ pub struct StatusRange {
     pub lo: u16,
     pub hi: u16,
 }
+
+/// In the OpenAPI document: a status code, or a `"lo-hi"` range.
+impl utoipa::PartialSchema for StatusRange {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(100))
+                    .maximum(Some(599)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[1-5][0-9]{2}-[1-5][0-9]{2}$")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for StatusRange {}
 
 impl StatusRange {
     fn new(lo: u16, hi: u16) -> Result<StatusRange, String> {

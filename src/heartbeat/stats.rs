@@ -56,7 +56,7 @@ impl Counters {
 }
 
 /// The heartbeat's figures at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatStats {
     pub monitors: u64,
@@ -73,7 +73,7 @@ pub struct HeartbeatStats {
 
 /// Check latency as a Prometheus-style histogram: cumulative bucket counts,
 /// plus count and sum (ms).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LatencyHistogram {
     pub buckets: Vec<Bucket>,
@@ -81,8 +81,9 @@ pub struct LatencyHistogram {
     pub sum_ms: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = HeartbeatBucket)]
 pub struct Bucket {
     pub le_ms: u64,
     pub count: u64,

@@ -72,7 +72,7 @@ pub struct Draft {
 }
 
 /// The answer to a publish, as the HTTP API returns it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Receipt {
     pub id: String,
@@ -98,7 +98,7 @@ impl Appended {
 }
 
 /// The latest state of an account and the seq it reflects.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     pub account_id: String,
@@ -109,9 +109,17 @@ pub struct Snapshot {
     pub epoch: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<bool>,
+    /// `phone_status_changed` data by phone number id.
+    #[schema(value_type = HashMap<String, Object>)]
     pub phones: Map<String, Value>,
+    /// `status_sync` data by provider.
+    #[schema(value_type = HashMap<String, Object>)]
     pub credentials: Map<String, Value>,
+    /// Each monitor's current state by monitor id.
+    #[schema(value_type = HashMap<String, Object>)]
     pub monitors: Map<String, Value>,
+    /// `sync_progress` data by sync id.
+    #[schema(value_type = HashMap<String, Object>)]
     pub jobs: Map<String, Value>,
 }
 

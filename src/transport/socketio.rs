@@ -114,9 +114,9 @@ impl Subs {
 /// `io(url, { auth: { token, since } })`. `since` stays raw so that the
 /// subscribe path judges it (a `1e400` is a bad `since`, not a bad payload).
 #[derive(Deserialize)]
-struct ConnectAuth {
-    token: Option<String>,
-    since: Option<Box<RawValue>>,
+pub(crate) struct ConnectAuth {
+    pub(crate) token: Option<String>,
+    pub(crate) since: Option<Box<RawValue>>,
 }
 
 /// A connect refusal; its text is the `connect_error` message.

@@ -55,9 +55,9 @@ pub fn router(ctx: Context) -> Router {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StreamQuery {
+pub(crate) struct StreamQuery {
     token: Option<String>,
-    since: Option<String>,
+    pub(crate) since: Option<String>,
 }
 
 async fn stream_events(
@@ -122,7 +122,10 @@ fn bad_request(e: SubscribeError) -> ApiError {
 
 /// `Last-Event-ID` (what a reconnecting `EventSource` sends) wins over `?since=`
 /// (what a first connection may carry in its URL).
-fn resume_point(headers: &HeaderMap, since: Option<String>) -> Result<Option<u64>, ApiError> {
+pub(crate) fn resume_point(
+    headers: &HeaderMap,
+    since: Option<String>,
+) -> Result<Option<u64>, ApiError> {
     let since = || {
         since
             .as_deref()
@@ -133,7 +136,8 @@ fn resume_point(headers: &HeaderMap, since: Option<String>) -> Result<Option<u64
     let Some(last) = headers.get("last-event-id") else {
         return since();
     };
-    let last = last.to_str().unwrap_or_default().trim();
+    // Bytes outside visible ASCII are no sequence number either (not "absent").
+    let last = last.to_str().map(str::trim).unwrap_or("\u{fffd}");
     if last.is_empty() {
         return since();
     }
