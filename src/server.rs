@@ -308,11 +308,7 @@ fn describe(e: &io::Error) -> String {
 }
 
 /// Opens the Redis store (cluster mode); the data dir is not used then.
-async fn open_redis(
-    url: &str,
-    config: &Config,
-    feed: Feed,
-) -> Result<RedisStore, ServerError> {
+async fn open_redis(url: &str, config: &Config, feed: Feed) -> Result<RedisStore, ServerError> {
     let store = RedisStore::open(&RedisSettings::new(url), config.retention, feed)
         .await
         .map_err(|e| ServerError::Config {

@@ -122,10 +122,10 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
     }
     let mut state = BTreeMap::new();
     for node in graph.keys() {
-        if state.get(node.as_str()).copied().unwrap_or(0) == 0 {
-            if let Some(cycle) = visit(node, graph, &mut state, &mut Vec::new()) {
-                return Some(cycle);
-            }
+        if state.get(node.as_str()).copied().unwrap_or(0) == 0
+            && let Some(cycle) = visit(node, graph, &mut state, &mut Vec::new())
+        {
+            return Some(cycle);
         }
     }
     None
@@ -151,9 +151,16 @@ fn top_level_modules_import_each_other_without_a_circle() {
         let deps = graph.entry(module.clone()).or_default();
         deps.extend(crate_imports(&text).into_iter().filter(|d| *d != module));
     }
-    assert!(graph.len() > 5, "found too few modules in {}", src.display());
+    assert!(
+        graph.len() > 5,
+        "found too few modules in {}",
+        src.display()
+    );
     if let Some(cycle) = find_cycle(&graph) {
-        panic!("import circle between modules of src/: {}", cycle.join(" -> "));
+        panic!(
+            "import circle between modules of src/: {}",
+            cycle.join(" -> ")
+        );
     }
 }
 
@@ -183,5 +190,8 @@ fn the_import_parser_reads_grouped_and_plain_paths() {
         ("a".to_string(), BTreeSet::from(["b".to_string()])),
         ("b".to_string(), BTreeSet::from(["a".to_string()])),
     ]);
-    assert_eq!(find_cycle(&graph), Some(vec!["a".into(), "b".into(), "a".into()]));
+    assert_eq!(
+        find_cycle(&graph),
+        Some(vec!["a".into(), "b".into(), "a".into()])
+    );
 }
