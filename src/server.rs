@@ -12,7 +12,7 @@ use crate::{
     hub::Hub,
     page,
     rate_limit::PublishLimiter,
-    store::{Feed, RedisSettings, RedisStore, StoreError, Stores},
+    store::{ConnectError, Feed, RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
 };
 use axum::{
@@ -309,10 +309,17 @@ fn describe(e: &io::Error) -> String {
 
 /// Opens the Redis store (cluster mode); the data dir is not used then.
 async fn open_redis(url: &str, config: &Config, feed: Feed) -> Result<RedisStore, ServerError> {
-    let store = RedisStore::open(&RedisSettings::new(url), config.retention, feed)
+    let mut settings = RedisSettings::new(url);
+    if let Some(prefix) = &config.redis_prefix {
+        settings.prefix = prefix.clone();
+    }
+    let store = RedisStore::open(&settings, config.retention, feed)
         .await
         .map_err(|e| ServerError::Config {
-            setting: "STATUSHUB_REDIS_URL (--redis-url)",
+            setting: match e {
+                ConnectError::BadPrefix(_) => "STATUSHUB_REDIS_PREFIX (--redis-prefix)",
+                _ => "STATUSHUB_REDIS_URL (--redis-url)",
+            },
             reason: e.to_string(),
         })?;
     tracing::info!(
@@ -320,7 +327,7 @@ async fn open_redis(url: &str, config: &Config, feed: Feed) -> Result<RedisStore
     );
     store.check_durability().await;
     tracing::warn!(
-        "cluster mode is incomplete in this build: cross-node fan-out is not implemented, so clients receive only events published through the node they are connected to, and every node checks every monitor; run a single node against Redis for now"
+        "cluster mode: monitor leases are not built yet, so every node sharing this Redis checks every monitor (duplicate checks); run monitors on one node or accept the extra checks (docs/CLUSTER.md)"
     );
     Ok(store)
 }
