@@ -2,9 +2,11 @@
 //! events once, in seq order, even when pub/sub loses notifications
 //! (caught up from the stream).
 
+mod common;
 mod redis_support;
 
-use redis_support::Prefix;
+use common::{Deliveries, Delivery, Nodes, WAIT};
+use redis_support::{Prefix, SHARED_URL};
 use serde_json::{Value, json};
 use statushub::{
     config::Retention,
@@ -103,4 +105,59 @@ async fn appends_through_three_nodes_reach_every_node_gap_free_and_in_order() {
     for (_, feed) in &mut nodes {
         assert_eq!(seqs_until(feed, 30).await, (1..=30).collect::<Vec<_>>());
     }
+}
+
+#[tokio::test]
+async fn clients_of_one_account_on_three_hub_nodes_see_the_same_events() {
+    let prefix = Prefix::fresh();
+    let nodes = Nodes::start(3, |_, config| {
+        config.redis_url = Some(SHARED_URL.into());
+        config.redis_prefix = Some(prefix.name.clone());
+    })
+    .await;
+    let mut sse = Vec::new();
+    let mut ws = Vec::new();
+    let mut sio = Vec::new();
+    for node in &nodes.nodes {
+        let token = node.token("acme");
+        sse.push(
+            node.sse(&format!("/v1/accounts/acme/stream?token={token}"), &[])
+                .await,
+        );
+        ws.push(node.ws_for("acme").await);
+        sio.push(
+            node.socketio(json!({ "token": token }))
+                .await
+                .expect("socket.io connected"),
+        );
+    }
+    let mut published: Vec<Delivery> = Vec::new();
+    for n in 0..12u64 {
+        let node = &nodes[(rand::random::<u32>() % 3) as usize];
+        let receipt = node
+            .publish("acme", &format!("e{n}"), json!({ "n": n }))
+            .await;
+        published.push((
+            receipt["seq"].as_u64().expect("seq"),
+            receipt["id"].as_str().expect("id").to_owned(),
+            format!("e{n}"),
+        ));
+    }
+    let seqs: Vec<u64> = published.iter().map(|d| d.0).collect();
+    assert_eq!(seqs, (1..=12).collect::<Vec<_>>(), "seqs are gap-free");
+    for i in 0..3 {
+        let got = tokio::time::timeout(WAIT, async {
+            [
+                sse[i].deliveries(published.len()).await,
+                ws[i].deliveries(published.len()).await,
+                sio[i].deliveries(published.len()).await,
+            ]
+        })
+        .await
+        .expect("every transport on every node delivers within the wait");
+        for (transport, seen) in ["sse", "ws", "socket.io"].iter().zip(got) {
+            assert_eq!(seen, published, "node {i}, {transport}");
+        }
+    }
+    nodes.stop().await;
 }
