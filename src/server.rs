@@ -12,7 +12,7 @@ use crate::{
     hub::Hub,
     page,
     rate_limit::PublishLimiter,
-    store::{ConnectError, Feed, RedisSettings, RedisStore, StoreError, Stores},
+    store::{ConnectError, FanoutStats, Feed, RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
 };
 use axum::{
@@ -81,6 +81,8 @@ pub struct Server {
     hub: Arc<Hub>,
     heartbeat: Arc<Heartbeat>,
     admission: Arc<Admission>,
+    /// Cross-node fan-out figures (Redis mode only).
+    fanout: Option<Arc<FanoutStats>>,
     /// The server's shutdown signal: transports end their connections on
     /// it, admission refuses newcomers, the HTTP layer stops accepting.
     signal: CancellationToken,
@@ -96,9 +98,16 @@ impl Server {
                 reason,
             })?;
         let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
-        let stores = match &config.redis_url {
-            Some(url) => Stores::shared(Arc::new(open_redis(url, &config, feed_tx).await?)),
-            None => open_store(&config.data_dir, config.retention, feed_tx)?,
+        let (stores, fanout) = match &config.redis_url {
+            Some(url) => {
+                let store = open_redis(url, &config, feed_tx).await?;
+                let fanout = store.fanout_stats();
+                (Stores::shared(Arc::new(store)), Some(fanout))
+            }
+            None => (
+                open_store(&config.data_dir, config.retention, feed_tx)?,
+                None,
+            ),
         };
         let hub = Hub::start(stores.log.clone(), feed_rx, config.limits.clone());
         let heartbeat =
@@ -119,6 +128,7 @@ impl Server {
             hub,
             heartbeat,
             admission,
+            fanout,
             signal,
         })
     }
@@ -138,6 +148,7 @@ impl Server {
             hub,
             heartbeat,
             admission,
+            fanout,
             signal,
         } = self;
         let jwt = Jwt::new(&config.jwt_secret);
@@ -164,6 +175,7 @@ impl Server {
                 config.api_keys.len(),
             )),
             heartbeat: heartbeat.clone(),
+            fanout,
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))

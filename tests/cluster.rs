@@ -158,6 +158,19 @@ async fn clients_of_one_account_on_three_hub_nodes_see_the_same_events() {
         for (transport, seen) in ["sse", "ws", "socket.io"].iter().zip(got) {
             assert_eq!(seen, published, "node {i}, {transport}");
         }
+        // Every node heard every event over pub/sub (its own ones too).
+        let stats = nodes[i].stats().await;
+        assert!(
+            stats["fanout"]["notifications"].as_u64() >= Some(12),
+            "node {i}: {stats}"
+        );
+        let metrics = reqwest::get(format!("{}/metrics", nodes[i].url))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        assert!(metrics.contains("statushub_fanout_notifications_total"));
     }
     nodes.stop().await;
 }

@@ -45,7 +45,7 @@ mod subscriber;
 mod writer;
 
 pub use conn::{ConnectError, Durability, RedisSettings};
-pub use subscriber::FanoutStats;
+pub use subscriber::{FanoutReport, FanoutStats};
 
 use super::{
     Appended, Draft, EventLog, Feed, History, MonitorStore, Snapshot, StoreError, StoreFuture,
@@ -162,6 +162,11 @@ impl RedisStore {
     /// and the test hook that drops notifications.
     pub fn fanout(&self) -> &FanoutStats {
         &self.fanout
+    }
+
+    /// A handle on the fan-out counters, for `/v1/stats` and `/metrics`.
+    pub fn fanout_stats(&self) -> Arc<FanoutStats> {
+        self.fanout.clone()
     }
 
     /// Fails once the store is closed.

@@ -27,7 +27,11 @@
 //! [`FORGET_AFTER`] are forgotten, and the map is capped at [`MAX_TRACKED`].
 
 use super::{codec::Notification, conn, keys::Keys, reads};
-use crate::{event::Event, store::Feed};
+use crate::{
+    event::Event,
+    metrics::{Exposition, Families},
+    store::Feed,
+};
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use std::{
@@ -62,7 +66,40 @@ pub struct FanoutStats {
     drop_next: AtomicU64,
 }
 
+/// The fan-out figures read now (`fanout` in `/v1/stats`).
+#[derive(Debug, serde::Serialize)]
+pub struct FanoutReport {
+    /// Notifications received from Redis pub/sub.
+    pub notifications: u64,
+    /// Gaps filled by reading an account's stream.
+    pub catch_ups: u64,
+}
+
+impl Families for FanoutReport {
+    fn families(&self, out: &mut Exposition) {
+        out.family(
+            "statushub_fanout_notifications_total",
+            "counter",
+            "Event notifications received from other nodes (and this one) over Redis pub/sub.",
+            [(String::new(), self.notifications.to_string())],
+        );
+        out.family(
+            "statushub_fanout_catch_ups_total",
+            "counter",
+            "Gaps in the pub/sub notifications filled by reading the account's stream.",
+            [(String::new(), self.catch_ups.to_string())],
+        );
+    }
+}
+
 impl FanoutStats {
+    pub fn report(&self) -> FanoutReport {
+        FanoutReport {
+            notifications: self.notifications.load(Ordering::Relaxed),
+            catch_ups: self.catch_ups.load(Ordering::Relaxed),
+        }
+    }
+
     /// Test support: drops the next `n` notifications this node receives,
     /// as a lossy pub/sub would.
     pub fn drop_next(&self, n: u64) {
