@@ -67,7 +67,7 @@ pub struct FanoutStats {
 }
 
 /// The fan-out figures read now (`fanout` in `/v1/stats`).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct FanoutReport {
     /// Notifications received from Redis pub/sub.
     pub notifications: u64,
