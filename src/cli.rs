@@ -54,9 +54,13 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUSHUB_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
     /// Redis URL for cluster mode on Redis: events, snapshots, idempotency records and
-    /// monitors live in Redis, not the data dir (cross-node fan-out is not built yet; docs/CLUSTER.md).
+    /// monitors live in Redis, not the data dir; every node sharing it serves every account (docs/CLUSTER.md).
     #[arg(long, env = "STATUSHUB_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (1-64 of A-Z a-z 0-9 _ . : -), so several
+    /// clusters can share one Redis. Every node of a cluster must use the same one.
+    #[arg(long, env = "STATUSHUB_REDIS_PREFIX", default_value = "statushub")]
+    pub redis_prefix: String,
     /// Comma-separated origins allowed for CORS and WebSocket upgrades (default: same origin only).
     #[arg(long, env = "STATUSHUB_ALLOWED_ORIGINS")]
     pub allowed_origins: Option<String>,
@@ -242,6 +246,7 @@ impl ServeArgs {
             jwt_secret,
             api_keys,
             redis_url: self.redis_url.filter(|s| !s.is_empty()),
+            redis_prefix: Some(self.redis_prefix).filter(|s| !s.is_empty()),
             allowed_origins: self
                 .allowed_origins
                 .as_deref()

@@ -13,6 +13,8 @@ pub struct Config {
     pub jwt_secret: String,
     pub api_keys: Vec<String>,
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel; `None` = `statushub`.
+    pub redis_prefix: Option<String>,
     /// Empty means same origin only.
     pub allowed_origins: Vec<String>,
     pub limits: Limits,

@@ -12,7 +12,7 @@ use crate::{
     hub::Hub,
     page,
     rate_limit::PublishLimiter,
-    store::{Feed, RedisSettings, RedisStore, StoreError, Stores},
+    store::{ConnectError, FanoutStats, Feed, RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
 };
 use axum::{
@@ -81,6 +81,8 @@ pub struct Server {
     hub: Arc<Hub>,
     heartbeat: Arc<Heartbeat>,
     admission: Arc<Admission>,
+    /// Cross-node fan-out figures (Redis mode only).
+    fanout: Option<Arc<FanoutStats>>,
     /// The server's shutdown signal: transports end their connections on
     /// it, admission refuses newcomers, the HTTP layer stops accepting.
     signal: CancellationToken,
@@ -96,9 +98,16 @@ impl Server {
                 reason,
             })?;
         let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
-        let stores = match &config.redis_url {
-            Some(url) => Stores::shared(Arc::new(open_redis(url, &config, feed_tx).await?)),
-            None => open_store(&config.data_dir, config.retention, feed_tx)?,
+        let (stores, fanout) = match &config.redis_url {
+            Some(url) => {
+                let store = open_redis(url, &config, feed_tx).await?;
+                let fanout = store.fanout_stats();
+                (Stores::shared(Arc::new(store)), Some(fanout))
+            }
+            None => (
+                open_store(&config.data_dir, config.retention, feed_tx)?,
+                None,
+            ),
         };
         let hub = Hub::start(stores.log.clone(), feed_rx, config.limits.clone());
         let heartbeat =
@@ -119,6 +128,7 @@ impl Server {
             hub,
             heartbeat,
             admission,
+            fanout,
             signal,
         })
     }
@@ -138,6 +148,7 @@ impl Server {
             hub,
             heartbeat,
             admission,
+            fanout,
             signal,
         } = self;
         let jwt = Jwt::new(&config.jwt_secret);
@@ -164,6 +175,7 @@ impl Server {
                 config.api_keys.len(),
             )),
             heartbeat: heartbeat.clone(),
+            fanout,
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))
@@ -309,10 +321,17 @@ fn describe(e: &io::Error) -> String {
 
 /// Opens the Redis store (cluster mode); the data dir is not used then.
 async fn open_redis(url: &str, config: &Config, feed: Feed) -> Result<RedisStore, ServerError> {
-    let store = RedisStore::open(&RedisSettings::new(url), config.retention, feed)
+    let mut settings = RedisSettings::new(url);
+    if let Some(prefix) = &config.redis_prefix {
+        settings.prefix = prefix.clone();
+    }
+    let store = RedisStore::open(&settings, config.retention, feed)
         .await
         .map_err(|e| ServerError::Config {
-            setting: "STATUSHUB_REDIS_URL (--redis-url)",
+            setting: match e {
+                ConnectError::BadPrefix(_) => "STATUSHUB_REDIS_PREFIX (--redis-prefix)",
+                _ => "STATUSHUB_REDIS_URL (--redis-url)",
+            },
             reason: e.to_string(),
         })?;
     tracing::info!(
@@ -320,7 +339,7 @@ async fn open_redis(url: &str, config: &Config, feed: Feed) -> Result<RedisStore
     );
     store.check_durability().await;
     tracing::warn!(
-        "cluster mode is incomplete in this build: cross-node fan-out is not implemented, so clients receive only events published through the node they are connected to, and every node checks every monitor; run a single node against Redis for now"
+        "cluster mode: monitor leases are not built yet, so every node sharing this Redis checks every monitor (duplicate checks); run monitors on one node or accept the extra checks (docs/CLUSTER.md)"
     );
     Ok(store)
 }

@@ -50,6 +50,8 @@ pub struct AppState {
     pub heartbeat: Arc<Heartbeat>,
     /// Per-API-key token buckets for publishes.
     pub publish_limit: Arc<PublishLimiter>,
+    /// Cross-node fan-out figures (Redis mode only).
+    pub fanout: Option<Arc<crate::store::FanoutStats>>,
 }
 
 pub fn router(state: AppState) -> Router {

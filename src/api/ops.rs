@@ -4,7 +4,11 @@
 //! credentials; expose them only where operators can reach them.
 
 use super::AppState;
-use crate::{heartbeat::HeartbeatStats, metrics::Report};
+use crate::{
+    heartbeat::HeartbeatStats,
+    metrics::{Families, Report},
+    store::FanoutReport,
+};
 use axum::{
     Json,
     extract::State,
@@ -19,18 +23,30 @@ pub(crate) struct Stats {
     hub: Report,
     /// Heartbeat monitors and their checks.
     monitors: HeartbeatStats,
+    /// Cross-node fan-out (Redis mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fanout: Option<FanoutReport>,
 }
 
 fn report(state: &AppState) -> Stats {
     Stats {
         hub: state.hub.metrics.report(state.hub.subscription_count()),
         monitors: state.heartbeat.stats(),
+        fanout: state.fanout.as_ref().map(|f| f.report()),
     }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let Stats { hub, monitors } = report(&state);
-    let mut response = hub.prometheus(&[&monitors]).into_response();
+    let Stats {
+        hub,
+        monitors,
+        fanout,
+    } = report(&state);
+    let mut others: Vec<&dyn Families> = vec![&monitors];
+    if let Some(fanout) = &fanout {
+        others.push(fanout);
+    }
+    let mut response = hub.prometheus(&others).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

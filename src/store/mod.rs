@@ -33,7 +33,7 @@ pub use log::{
 };
 pub use memory::MemoryLog;
 pub use monitors::{MonitorStore, StoredMonitor};
-pub use redis::{Durability, RedisSettings, RedisStore};
+pub use redis::{ConnectError, Durability, FanoutReport, FanoutStats, RedisSettings, RedisStore};
 pub use sqlite::SqliteStore;
 
 use crate::config::Retention;

@@ -49,6 +49,7 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
         jwt_secret: SECRET.into(),
         api_keys: vec![API_KEY.into(), "second-key".into()],
         redis_url: None,
+        redis_prefix: None,
         allowed_origins: vec![],
         limits: Limits::default(),
         retention: Retention::default(),

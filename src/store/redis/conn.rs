@@ -16,7 +16,7 @@ use std::{future::Future, time::Duration};
 /// `Unavailable` (the contract asks for an answer within 2 s).
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
 /// One connection attempt.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// How a hub reaches Redis.
 #[derive(Clone, Debug)]
@@ -67,7 +67,7 @@ pub fn connect_lazy(url: &str) -> Result<ConnectionManager, ConnectError> {
         .map_err(|e| ConnectError::BadUrl(e.to_string()))
 }
 
-fn client(url: &str) -> Result<redis::Client, ConnectError> {
+pub fn client(url: &str) -> Result<redis::Client, ConnectError> {
     redis::Client::open(url).map_err(|e| ConnectError::BadUrl(e.to_string()))
 }
 

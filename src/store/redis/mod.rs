@@ -21,10 +21,11 @@
 //!   old seq is told to start over instead of receiving other events under
 //!   numbers it already saw. Snapshot entries are kept: they are state, not
 //!   history.
-//! - Feed: today the writer feeds the node's own appends. Cross-node fan-out
-//!   will feed from a subscriber of the accounts' channels instead (the
-//!   notification carries seq, epoch and the event, `codec::Notification`),
-//!   catching up from the stream on a gap.
+//! - Feed (`subscriber`): every node subscribes to every account's channel
+//!   and feeds what any node committed, once and in seq order per account,
+//!   catching up from the stream on a gap or after a reconnect. The writer
+//!   hands its own events to the same sequencer before answering, so an
+//!   acknowledged append is already on this node's feed.
 //! - Outage (`conn`): every call is bounded by `conn::CALL_TIMEOUT` and fails
 //!   with `StoreError::Unavailable`; the connection manager reconnects when
 //!   Redis is back, and Lua scripts Redis forgot are loaded again. An append
@@ -40,9 +41,11 @@ mod keys;
 mod monitors;
 mod reads;
 mod scripts;
+mod subscriber;
 mod writer;
 
 pub use conn::{ConnectError, Durability, RedisSettings};
+pub use subscriber::{FanoutReport, FanoutStats};
 
 use super::{
     Appended, Draft, EventLog, Feed, History, MonitorStore, Snapshot, StoreError, StoreFuture,
@@ -60,6 +63,7 @@ use std::{
     },
     time::Duration,
 };
+use subscriber::Sequencer;
 use tokio::sync::{mpsc, oneshot};
 use writer::{Job, MAX_BATCH, Writer};
 
@@ -70,6 +74,7 @@ const APPEND_TIMEOUT: Duration = Duration::from_millis(1800);
 pub struct RedisStore {
     conn: ConnectionManager,
     round_trips: Arc<AtomicU64>,
+    fanout: Arc<FanoutStats>,
     keys: Keys,
     retention: Retention,
     jobs: mpsc::Sender<Job>,
@@ -88,7 +93,15 @@ impl RedisStore {
     ) -> Result<Self, ConnectError> {
         let keys = Keys::new(&settings.prefix).map_err(ConnectError::BadPrefix)?;
         let conn = conn::connect(&settings.url).await?;
-        Ok(Self::start(conn, keys, retention, feed))
+        let (store, subscribed) = Self::start(&settings.url, conn, keys, retention, feed);
+        // Events other nodes commit from now on reach this node's feed.
+        if tokio::time::timeout(3 * conn::CONNECT_TIMEOUT, subscribed)
+            .await
+            .is_err()
+        {
+            tracing::warn!("fan-out: not subscribed to Redis yet; still trying");
+        }
+        Ok(store)
     }
 
     /// Like [`RedisStore::open`], but connects on the first call instead of
@@ -101,29 +114,59 @@ impl RedisStore {
     ) -> Result<Self, ConnectError> {
         let keys = Keys::new(&settings.prefix).map_err(ConnectError::BadPrefix)?;
         let conn = conn::connect_lazy(&settings.url)?;
-        Ok(Self::start(conn, keys, retention, feed))
+        Ok(Self::start(&settings.url, conn, keys, retention, feed).0)
     }
 
-    fn start(conn: ConnectionManager, keys: Keys, retention: Retention, feed: Feed) -> Self {
+    /// Starts the writer and the fan-out subscriber; the receiver fires once
+    /// the subscriber first listens.
+    fn start(
+        url: &str,
+        conn: ConnectionManager,
+        keys: Keys,
+        retention: Retention,
+        feed: Feed,
+    ) -> (Self, oneshot::Receiver<()>) {
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
         let round_trips = Arc::new(AtomicU64::new(0));
+        let sequencer = Sequencer::new(conn.clone(), keys.clone(), feed);
+        let fanout = sequencer.stats.clone();
+        let (subscribed, listening) = oneshot::channel();
+        tokio::spawn(subscriber::run(
+            url.to_owned(),
+            keys.clone(),
+            sequencer.clone(),
+            subscribed,
+        ));
         let writer = Writer {
             round_trips: round_trips.clone(),
             conn: conn.clone(),
             keys: keys.clone(),
             retention,
-            feed,
+            sequencer,
             entries: HashMap::new(),
         };
         tokio::spawn(writer.run(rx));
-        RedisStore {
+        let store = RedisStore {
             conn,
             round_trips,
+            fanout,
             keys,
             retention,
             jobs,
             closed: Arc::new(tokio::sync::RwLock::new(false)),
-        }
+        };
+        (store, listening)
+    }
+
+    /// Fan-out counters (notifications received, catch-ups from the stream)
+    /// and the test hook that drops notifications.
+    pub fn fanout(&self) -> &FanoutStats {
+        &self.fanout
+    }
+
+    /// A handle on the fan-out counters, for `/v1/stats` and `/metrics`.
+    pub fn fanout_stats(&self) -> Arc<FanoutStats> {
+        self.fanout.clone()
     }
 
     /// Fails once the store is closed.

@@ -3,9 +3,10 @@
 //! Appends are queued to this task; it takes every append waiting (up to
 //! [`MAX_BATCH`]), sends one `EVALSHA append` per draft in a single pipeline
 //! (one round trip for the batch, as SQLite's group commit is one fsync), and
-//! reads the replies in order. Replies come back in the order the scripts ran,
-//! so feeding the new events in reply order keeps each account's feed in seq
-//! order; the next batch is sent only after the feed has them.
+//! reads the replies in order. Replies come back in the order the scripts ran;
+//! the new events are handed in reply order to the fan-out `Sequencer`
+//! (`subscriber`), which feeds each account in seq order, and an append is
+//! answered only after its event is on this node's feed.
 //!
 //! `Body::Entry` runs a Rust closure on the entry's previous value, which a
 //! Lua script cannot call. It is applied by optimistic check-and-set: the
@@ -23,11 +24,12 @@ use super::{
     codec, conn,
     keys::{Keys, entry_field},
     scripts::SCRIPTS,
+    subscriber::Sequencer,
 };
 use crate::{
     config::Retention,
     event::Event,
-    store::{Appended, Body, Draft, EntryChange, Feed, Receipt, StoreError},
+    store::{Appended, Body, Draft, EntryChange, Receipt, StoreError},
 };
 use redis::{Value, aio::ConnectionManager};
 use serde_json::value::RawValue;
@@ -57,7 +59,8 @@ pub struct Writer {
     pub conn: ConnectionManager,
     pub keys: Keys,
     pub retention: Retention,
-    pub feed: Feed,
+    /// Feeds committed events (deduplicated against the subscriber's copy).
+    pub sequencer: Sequencer,
     /// Believed entry values by `account \0 field`; `None` = absent.
     pub entries: HashMap<String, Option<String>>,
     /// Pipelines sent so far (round trips of the append path).
@@ -77,7 +80,7 @@ struct Prepared {
 
 /// What one script reply says.
 enum Reply {
-    New(u64),
+    New(u64, String),
     Replayed(Receipt),
     Conflict,
     Stale(Option<String>),
@@ -251,7 +254,7 @@ impl Writer {
             return;
         };
         match reply {
-            Reply::New(seq) => {
+            Reply::New(seq, epoch) => {
                 if let Some(key) = &p.entry {
                     self.entries.insert(key.clone(), p.next.clone());
                 }
@@ -270,8 +273,8 @@ impl Writer {
                     seq,
                     published_at: event.published_at.clone(),
                 };
-                // A closed feed only means the hub is shutting down.
-                let _ = self.feed.send(Arc::new(event)).await;
+                // On this node's feed before the append is answered.
+                self.sequencer.offer(&epoch, event).await;
                 let _ = p.job.reply.send(Ok(Appended::New(receipt)));
             }
             Reply::Replayed(receipt) => {
@@ -321,7 +324,7 @@ impl Writer {
 fn parse(draft: &Draft, value: &Value) -> Option<Reply> {
     let items = codec::array(value)?;
     Some(match codec::text(items.first()?)?.as_str() {
-        "new" => Reply::New(codec::int(items.get(1)?)?),
+        "new" => Reply::New(codec::int(items.get(1)?)?, codec::text(items.get(2)?)?),
         "replay" => Reply::Replayed(Receipt {
             id: codec::text(items.get(2)?)?,
             account_id: draft.account_id.clone(),
