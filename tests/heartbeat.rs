@@ -10,7 +10,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, Method, StatusCode, Uri},
 };
-use common::{API_KEY, TestServer, error_code, test_config, wait_for};
+use common::{API_KEY, TestServer, WAIT, error_code, test_config, wait_for};
 use serde_json::{Value, json};
 use std::{
     collections::{HashSet, VecDeque},
@@ -22,8 +22,6 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio::{net::TcpListener, task::JoinHandle};
-
-const WAIT: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {

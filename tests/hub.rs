@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::wait_for;
+use common::{WAIT, wait_for};
 use serde_json::json;
 use statushub::{
     config::{Limits, Retention},
@@ -15,16 +15,11 @@ use statushub::{
         Appended, Body, Draft, EventLog, History, MemoryLog, Snapshot, SqliteStore, StoreFuture,
     },
 };
-use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
 };
 use tokio::sync::{Semaphore, mpsc};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Got {

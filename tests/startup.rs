@@ -2,6 +2,9 @@
 //! comes only once the hub is ready, and a data directory the store cannot
 //! use fails with the cause in plain words.
 
+mod common;
+
+use common::WAIT;
 use std::{
     io::{BufRead, BufReader},
     os::unix::{
@@ -14,7 +17,6 @@ use std::{
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_statushub");
-const WAIT: Duration = Duration::from_secs(10);
 
 fn serve(data_dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);

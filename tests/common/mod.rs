@@ -27,7 +27,7 @@ use tokio_tungstenite::{
 };
 
 /// How long any single wait in a test may take before it fails.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(20);
 
 pub const API_KEY: &str = "test-api-key";
 pub const SECRET: &str = "test-jwt-secret";
