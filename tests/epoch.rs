@@ -3,6 +3,7 @@
 //! missed; with another epoch (a new data dir) it gets a `snapshot` with
 //! `reset: true` and never events under seqs it already saw.
 mod common;
+mod redis_support;
 
 use common::*;
 use serde_json::{Value, json};
@@ -276,4 +277,33 @@ async fn a_replaced_data_dir_resets_clients_of_the_old_one() {
         (&frame["type"], &frame["data"]["reset"]),
         (&json!("snapshot"), &json!(true))
     );
+}
+
+/// Redis restarted without persistence lost the account: a tab resuming with
+/// the old epoch gets a reset, though the new sequence is past its `since`.
+#[tokio::test]
+async fn a_redis_that_lost_the_account_resets_clients_of_the_old_epoch() {
+    let mut redis = redis_support::OwnRedis::start();
+    let server = TestServer::start_with(|c| c.redis_url = Some(redis.url())).await;
+    let old_epoch = publish_ticks(&server, 3).await;
+    redis.restart();
+    let body = json!({ "event": "tick", "data": {} });
+    wait_for("publishes after the Redis restart", WAIT, || async {
+        server.post("/v1/accounts/acme/events", &body).await.0 == 201
+    })
+    .await;
+    let new_epoch = publish_ticks(&server, 4).await;
+    assert_ne!(new_epoch, old_epoch, "the lost account starts a new epoch");
+    let token = server.token("acme");
+    let mut ws = server
+        .ws(&format!("?token={token}&since=3&epoch={old_epoch}"))
+        .await;
+    let frame = ws.next_json().await;
+    assert_eq!(
+        frame["type"], "snapshot",
+        "not seq 4 of the new sequence: {frame}"
+    );
+    assert_eq!(frame["data"]["reset"], true);
+    assert_eq!(frame["data"]["seq"], 5);
+    assert_eq!(frame["data"]["epoch"], new_epoch.as_str());
 }
