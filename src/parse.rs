@@ -73,20 +73,22 @@ pub fn status_override(bytes: &[u8]) -> Result<StatusOverride, String> {
 /// account id checked as the subscribe path checks them: its type.
 pub fn ws_client_frame(text: &str) -> Result<&'static str, String> {
     match wire::ws_client_frame(text)? {
-        WsClientFrame::Auth { since, .. } => subscribe::parse_since(since)
+        WsClientFrame::Auth { since, epoch, .. } => subscribe::parse_resume(since, epoch)
             .map(|_| "auth")
             .map_err(|e| e.to_string()),
-        WsClientFrame::Subscribe { account_id, since } => {
-            subscribe::SubscribeRequest::parse(account_id, since)
-                .map(|_| "subscribe")
-                .map_err(|e| e.to_string())
-        }
+        WsClientFrame::Subscribe {
+            account_id,
+            since,
+            epoch,
+        } => subscribe::SubscribeRequest::parse(account_id, since, epoch)
+            .map(|_| "subscribe")
+            .map_err(|e| e.to_string()),
         WsClientFrame::Ping => Ok("ping"),
     }
 }
 
-/// A Socket.IO CONNECT packet's auth payload (`{token, since}`) as JSON:
-/// the `since` to resume from, and the token checked with `jwt` (both are
+/// A Socket.IO CONNECT packet's auth payload (`{token, since, epoch}`) as JSON:
+/// the `since` to resume from (its `epoch` checked too), and the token checked with `jwt` (both are
 /// parsed whatever the other's outcome, so both are exercised).
 pub fn socketio_auth(
     jwt: &Jwt,
@@ -96,7 +98,8 @@ pub fn socketio_auth(
         Ok(auth) => auth,
         Err(e) => return (Err(e.clone()), Err(e)),
     };
-    let since = subscribe::parse_since(auth.since.as_deref()).map_err(|e| e.to_string());
+    let resume = subscribe::parse_resume(auth.since.as_deref(), auth.epoch.as_deref());
+    let since = resume.map(|r| r.since).map_err(|e| e.to_string());
     let claims = client_token(jwt, auth.token.as_deref().unwrap_or_default());
     (since, claims)
 }

@@ -2,8 +2,8 @@
 //! follow an account, shared by every transport so they can never disagree.
 //!
 //! A transport turns what its client sent into a [`SubscribeRequest`]
-//! ([`SubscribeRequest::parse`] checks the account id and the `since`
-//! field), and asks a connection's [`Subscriptions`] to add it: the token
+//! ([`SubscribeRequest::parse`] checks the account id and the `since` and
+//! `epoch` fields), and asks a connection's [`Subscriptions`] to add it: the token
 //! must be the account's own or an admin's, the account not already
 //! followed on this connection, and the connection under
 //! `--max-subscriptions`. A refusal is a [`SubscribeError`] whose
@@ -17,13 +17,16 @@
 //! its place in the stream, and a client that wants a different resume point
 //! reconnects.
 //!
-//! Later request fields (an `epoch`, a `filter`) belong in
+//! The `epoch` is only carried here; the hub compares it with the store's
+//! when it replays (`Hub::replay`), the one place the epoch rule lives.
+//!
+//! Later request fields (a `filter`) belong in
 //! [`SubscribeRequest`] and are checked here, once.
 
 use crate::{
     auth::Claims,
     event,
-    hub::{Hub, Sink, Subscription},
+    hub::{Hub, Resume, Sink, Subscription},
 };
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -34,7 +37,12 @@ pub struct SubscribeRequest {
     pub account_id: String,
     /// The last seq the client saw; `None` asks for a snapshot.
     pub since: Option<u64>,
+    /// The epoch of that seq (from the client's last snapshot); `None` trusts `since`.
+    pub epoch: Option<String>,
 }
+
+/// The longest `epoch` a client may send; the hub's own are 16 hex digits.
+pub const MAX_EPOCH_LEN: usize = 64;
 
 /// Why a subscription was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +53,8 @@ pub enum SubscribeError {
     BadAccount(String),
     #[error("since must be a non-negative integer")]
     BadSince,
+    #[error("epoch must be a string of 1 to {MAX_EPOCH_LEN} letters, digits, '-' or '_'")]
+    BadEpoch,
     #[error("this token may not subscribe to account {0}")]
     Forbidden(String),
     #[error("already subscribed to account {0}")]
@@ -60,6 +70,7 @@ impl SubscribeError {
             SubscribeError::NotAuthenticated => "unauthorized",
             SubscribeError::BadAccount(_)
             | SubscribeError::BadSince
+            | SubscribeError::BadEpoch
             | SubscribeError::AlreadySubscribed(_) => "bad_request",
             SubscribeError::Forbidden(_) => "forbidden",
             SubscribeError::TooMany(_) => "too_many_subscriptions",
@@ -69,16 +80,73 @@ impl SubscribeError {
 
 impl SubscribeRequest {
     /// A request from a client's fields: the account id must be valid and
-    /// `since`, when given, a JSON number or numeric string (null means none).
-    pub fn parse(account_id: String, since: Option<&RawValue>) -> Result<Self, SubscribeError> {
+    /// `since`, when given, a JSON number or numeric string (null means none),
+    /// and `epoch` a short JSON string ([`parse_epoch`]).
+    pub fn parse(
+        account_id: String,
+        since: Option<&RawValue>,
+        epoch: Option<&RawValue>,
+    ) -> Result<Self, SubscribeError> {
         if !event::valid_account_id(&account_id) {
             return Err(SubscribeError::BadAccount(account_id));
         }
         Ok(SubscribeRequest {
             account_id,
             since: parse_since(since)?,
+            epoch: parse_epoch(epoch)?,
         })
     }
+
+    /// Where the hub resumes this subscription.
+    pub fn resume(&self) -> Resume {
+        Resume {
+            since: self.since,
+            epoch: self.epoch.clone(),
+        }
+    }
+}
+
+/// A resume point from JSON fields (a Socket.IO auth payload, a `/ws` auth frame).
+pub fn parse_resume(
+    since: Option<&RawValue>,
+    epoch: Option<&RawValue>,
+) -> Result<Resume, SubscribeError> {
+    Ok(Resume {
+        since: parse_since(since)?,
+        epoch: parse_epoch(epoch)?,
+    })
+}
+
+/// A resume point from query parameters (`?since=N&epoch=E`).
+pub fn parse_resume_text(
+    since: Option<&str>,
+    epoch: Option<&str>,
+) -> Result<Resume, SubscribeError> {
+    Ok(Resume {
+        since: since.map(parse_since_text).transpose()?,
+        epoch: epoch.map(parse_epoch_text).transpose()?,
+    })
+}
+
+/// `epoch` as JSON: a string ([`parse_epoch_text`]); `null` or absent means none.
+pub fn parse_epoch(raw: Option<&RawValue>) -> Result<Option<String>, SubscribeError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.get().trim() == "null" {
+        return Ok(None);
+    }
+    let text: String = serde_json::from_str(raw.get()).map_err(|_| SubscribeError::BadEpoch)?;
+    parse_epoch_text(&text).map(Some)
+}
+
+/// `epoch` as text (a query parameter): 1 to [`MAX_EPOCH_LEN`] ASCII
+/// letters, digits, `-` or `_`. Any such string is accepted; one the store
+/// never issued simply differs from its epoch.
+pub fn parse_epoch_text(text: &str) -> Result<String, SubscribeError> {
+    let sane = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if text.is_empty() || text.len() > MAX_EPOCH_LEN || !text.bytes().all(sane) {
+        return Err(SubscribeError::BadEpoch);
+    }
+    Ok(text.to_owned())
 }
 
 /// `since` as JSON: a non-negative integer, as a number or a numeric string;
@@ -120,11 +188,11 @@ impl Subscriptions {
         &mut self,
         hub: &Arc<Hub>,
         claims: &Claims,
-        since: Option<u64>,
+        resume: Resume,
         sink: Arc<dyn Sink>,
     ) {
         self.held
-            .push(hub.subscribe(&claims.account_id, since, sink));
+            .push(hub.subscribe(&claims.account_id, resume, sink));
     }
 
     /// Whether `claims` may add `req` now; [`add`](Self::add) checks the same.
@@ -158,7 +226,7 @@ impl Subscriptions {
     ) -> Result<(), SubscribeError> {
         self.check(claims, &req, max)?;
         self.held
-            .push(hub.subscribe(&req.account_id, req.since, sink));
+            .push(hub.subscribe(&req.account_id, req.resume(), sink));
         Ok(())
     }
 
@@ -220,8 +288,36 @@ mod tests {
 
     #[test]
     fn a_bad_account_id_is_a_bad_request() {
-        let err = SubscribeRequest::parse("../x".into(), None).unwrap_err();
+        let err = SubscribeRequest::parse("../x".into(), None, None).unwrap_err();
         assert_eq!(err.code(), "bad_request");
+    }
+
+    #[test]
+    fn epoch_is_a_short_plain_string() {
+        assert_eq!(parse_epoch(None), Ok(None));
+        assert_eq!(parse_epoch(Some(&raw("null"))), Ok(None));
+        assert_eq!(
+            parse_epoch(Some(&raw("\"9f3a_B-0\""))),
+            Ok(Some("9f3a_B-0".into()))
+        );
+        let longest = format!("\"{}\"", "a".repeat(MAX_EPOCH_LEN));
+        assert!(parse_epoch(Some(&raw(&longest))).is_ok());
+        let too_long = format!("\"{}\"", "a".repeat(MAX_EPOCH_LEN + 1));
+        for bad in [
+            "\"\"", "\"a b\"", "\"é\"", "\"a/b\"", "12", "true", "[]", "{}", &too_long,
+        ] {
+            assert_eq!(
+                parse_epoch(Some(&raw(bad))),
+                Err(SubscribeError::BadEpoch),
+                "{bad}"
+            );
+        }
+        assert_eq!(SubscribeError::BadEpoch.code(), "bad_request");
+        assert!(
+            SubscribeError::BadEpoch
+                .to_string()
+                .starts_with("epoch must be")
+        );
     }
 
     #[test]

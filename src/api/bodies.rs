@@ -30,8 +30,11 @@ pub struct EventsPage {
     pub account_id: String,
     /// The account's latest seq when read.
     pub seq: u64,
+    /// The account's epoch (see the snapshot's `epoch`).
+    pub epoch: String,
     /// True when events after `since` are no longer retained (or `since` is
-    /// ahead of the account): start over from the snapshot.
+    /// ahead of the account, or `epoch` was given and differs): start over
+    /// from the snapshot.
     pub reset: bool,
     /// True when this page is full and more events follow its last one.
     pub has_more: bool,

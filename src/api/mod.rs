@@ -18,6 +18,7 @@ use crate::{
     hub::Hub,
     rate_limit::PublishLimiter,
     store::{Appended, Body, EntryChange, Idempotency},
+    subscribe,
 };
 use axum::{
     Json, Router,
@@ -315,6 +316,7 @@ async fn custom_event(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReadQuery {
     since: Option<u64>,
+    epoch: Option<String>,
     limit: Option<usize>,
     token: Option<String>,
 }
@@ -355,12 +357,23 @@ async fn events_since(
     read: AccountRead,
 ) -> Result<Response, ApiError> {
     let (since, limit) = page_bounds(&read.query)?;
-    let history = state.hub.history(&read.account, since, limit).await?;
+    let epoch = read.query.epoch.as_deref().map(subscribe::parse_epoch_text);
+    let epoch = epoch
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut history = state.hub.history(&read.account, since, limit).await?;
+    // The contract's epoch rule: seqs of another epoch name other events,
+    // so the reader starts over (from the snapshot) and gets none of them.
+    if epoch.is_some_and(|e| e != history.epoch) {
+        history.events.clear();
+        history.complete = false;
+    }
     let last = history.events.last().map_or(since, |e| e.seq);
     Ok(Json(EventsPage {
         has_more: last < history.head && history.events.len() == limit,
         account_id: read.account,
         seq: history.head,
+        epoch: history.epoch,
         reset: !history.complete,
         events: history.events,
     })

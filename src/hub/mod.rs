@@ -13,7 +13,7 @@
 
 mod subscription;
 
-pub use subscription::{Caught, Offer, Outbound, Sink, SinkError, Subscription};
+pub use subscription::{Caught, Offer, Outbound, Resume, Sink, SinkError, Subscription};
 
 pub use crate::{disconnect::DisconnectReason, metrics::Transport};
 
@@ -193,11 +193,12 @@ impl Hub {
 
     /// Subscribes a connection to an account. It first receives the snapshot
     /// (no `since`) or the retained events after `since` (a snapshot with
-    /// `reset: true` when they are no longer retained), then live events.
+    /// `reset: true` when they are no longer retained, or when the client's
+    /// epoch is not the store's), then live events.
     pub fn subscribe(
         self: &Arc<Self>,
         account_id: &str,
-        since: Option<u64>,
+        resume: impl Into<Resume>,
         sink: Arc<dyn Sink>,
     ) -> Arc<Subscription> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -213,7 +214,7 @@ impl Hub {
             .or_default()
             .subs
             .push(sub.clone());
-        tokio::spawn(self.clone().catch_up(sub.clone(), since));
+        tokio::spawn(self.clone().catch_up(sub.clone(), resume.into()));
         sub
     }
 
@@ -253,12 +254,18 @@ impl Hub {
     }
 
     /// Replays what a subscription missed, then lets it go live.
-    async fn catch_up(self: Arc<Self>, sub: Arc<Subscription>, mut since: Option<u64>) {
+    /// Only the first round checks the client's epoch: later rounds resume
+    /// from what this hub itself sent.
+    async fn catch_up(self: Arc<Self>, sub: Arc<Subscription>, resume: Resume) {
         let deadline = Instant::now() + self.limits.catch_up_timeout;
+        let Resume {
+            mut since,
+            mut epoch,
+        } = resume;
         loop {
             let step = match since {
                 None => self.send_snapshot(&sub, None, deadline).await,
-                Some(seq) => self.replay(&sub, seq, deadline).await,
+                Some(seq) => self.replay(&sub, seq, epoch.take(), deadline).await,
             };
             let result = step.and_then(|()| sub.finish_catch_up());
             match result {
@@ -311,10 +318,15 @@ impl Hub {
         Ok(snapshot)
     }
 
+    /// Sends the retained events after `since`, or a reset snapshot when
+    /// they are not all retained or the client's `epoch` (checked against
+    /// the first page read) names another sequence than the store's: the
+    /// contract's epoch rule, for every transport, lives here.
     async fn replay(
         &self,
         sub: &Subscription,
         mut since: u64,
+        mut epoch: Option<String>,
         deadline: Instant,
     ) -> Result<(), DisconnectReason> {
         loop {
@@ -322,7 +334,8 @@ impl Hub {
                 .history(&sub.account_id, since, CATCH_UP_PAGE)
                 .await
                 .map_err(|_| DisconnectReason::Unavailable)?;
-            if !history.complete {
+            let same_epoch = epoch.take().is_none_or(|e| e == history.epoch);
+            if !history.complete || !same_epoch {
                 return self.send_snapshot(sub, Some(true), deadline).await;
             }
             let page_full = history.events.len() == CATCH_UP_PAGE;
@@ -361,7 +374,7 @@ async fn dispatch(hub: Weak<Hub>, mut feed: mpsc::Receiver<Arc<Event>>) {
                 match sub.offer(&published) {
                     Offer::Taken => {}
                     Offer::CatchUpFrom(seq) => {
-                        tokio::spawn(hub.clone().catch_up(sub.clone(), Some(seq)));
+                        tokio::spawn(hub.clone().catch_up(sub.clone(), Some(seq).into()));
                     }
                     Offer::Drop(reason) => to_drop.push((sub.clone(), reason)),
                 }

@@ -15,6 +15,23 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
+/// Where a subscriber resumes: the last seq it saw (`None` asks for a
+/// snapshot) and, when it knows it, the epoch that seq belongs to. A
+/// different epoch than the store's means those seqs name other events, so
+/// the hub answers with a reset snapshot instead of events (see `Hub::replay`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    pub since: Option<u64>,
+    pub epoch: Option<String>,
+}
+
+/// A bare `since`, trusted as is (no epoch to check it against).
+impl From<Option<u64>> for Resume {
+    fn from(since: Option<u64>) -> Self {
+        Resume { since, epoch: None }
+    }
+}
+
 /// What a transport connection accepts from the hub.
 #[derive(Clone, Copy)]
 pub enum Outbound<'a> {

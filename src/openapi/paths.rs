@@ -84,6 +84,9 @@ struct ReadQuery {
     /// Only events after this seq (default 0).
     #[param(minimum = 0, nullable = false)]
     since: Option<u64>,
+    /// The epoch `since` belongs to; another than the account's answers `reset: true`.
+    #[param(nullable = false)]
+    epoch: Option<String>,
     /// Page size, 1 to 10000 (default 1000).
     #[param(minimum = 1, maximum = 10000, nullable = false)]
     limit: Option<u64>,
@@ -109,6 +112,9 @@ struct StreamQuery {
     /// Resume after this seq; `Last-Event-ID` wins when both are given.
     #[param(minimum = 0, nullable = false)]
     since: Option<u64>,
+    /// The epoch of that seq; another than the account's gets a reset snapshot.
+    #[param(nullable = false)]
+    epoch: Option<String>,
 }
 
 #[derive(IntoParams)]

@@ -32,7 +32,7 @@ use crate::{
     config::Limits,
     disconnect::{self, Disconnect, DisconnectReason},
     event,
-    hub::{Hub, Outbound, Sink, SinkError, Transport},
+    hub::{Hub, Outbound, Resume, Sink, SinkError, Transport},
     subscribe::{self, SubscribeError, SubscribeRequest, Subscriptions},
 };
 use front::Session;
@@ -92,7 +92,7 @@ impl std::ops::Deref for Ctx {
 #[derive(Clone)]
 struct Conn {
     claims: Claims,
-    since: Option<u64>,
+    resume: Resume,
 }
 
 /// The connection's subscriptions, so a disconnect can release them all.
@@ -105,12 +105,13 @@ impl Subs {
     }
 }
 
-/// `io(url, { auth: { token, since } })`. `since` stays raw so that the
-/// subscribe path judges it (a `1e400` is a bad `since`, not a bad payload).
+/// `io(url, { auth: { token, since, epoch } })`. `since` and `epoch` stay raw so that the
+/// subscribe path judges them (a `1e400` is a bad `since`, not a bad payload).
 #[derive(Deserialize)]
 pub(crate) struct ConnectAuth {
     pub(crate) token: Option<String>,
     pub(crate) since: Option<Box<RawValue>>,
+    pub(crate) epoch: Option<Box<RawValue>>,
 }
 
 /// A connect refusal; its text is the `connect_error` message.
@@ -176,7 +177,7 @@ fn admit(
 ) -> Result<(), Refusal> {
     let auth = auth.map_err(|_| AuthError::MissingToken)?;
     let claims = ctx.jwt.verify(auth.token.as_deref().unwrap_or_default())?;
-    let since = subscribe::parse_since(auth.since.as_deref())?;
+    let resume = subscribe::parse_resume(auth.since.as_deref(), auth.epoch.as_deref())?;
     // The session's place, taken at its handshake ([`SessionLimit`]).
     let permit = match socket.req_parts().extensions.get::<Session>() {
         Some(Session(permit)) => permit.clone(),
@@ -187,7 +188,7 @@ fn admit(
     };
     permit.set_quiet(false);
     socket.extensions.insert(permit);
-    socket.extensions.insert(Conn { claims, since });
+    socket.extensions.insert(Conn { claims, resume });
     Ok(())
 }
 
@@ -202,10 +203,11 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
     let sink: Arc<dyn Sink> = Arc::new(SocketSink {
         socket: socket.clone(),
     });
-    subs.lock().join_own(hub, &conn.claims, conn.since, sink);
+    subs.lock()
+        .join_own(hub, &conn.claims, conn.resume.clone(), sink);
     socket.extensions.insert(subs.clone());
     tracing::info!(transport = "socketio", socket = %socket.id, account = %conn.claims.account_id,
-        user = %conn.claims.sub, since = ?conn.since, "connection opened");
+        user = %conn.claims.sub, since = ?conn.resume.since, epoch = ?conn.resume.epoch, "connection opened");
 
     socket.on("subscribe", on_subscribe);
     socket.on_disconnect(
@@ -273,12 +275,13 @@ fn close_word(reason: SioDisconnectReason) -> &'static str {
     }
 }
 
-/// `{accountId, since?}`: an admin watches another account.
+/// `{accountId, since?, epoch?}`: an admin watches another account.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SubscribeEvent {
     account_id: String,
     since: Option<Value>,
+    epoch: Option<Box<RawValue>>,
 }
 
 async fn on_subscribe(
@@ -302,7 +305,7 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
         Err(e) => {
             return error(
                 "bad_request",
-                format!("subscribe takes {{accountId, since?}}: {e}"),
+                format!("subscribe takes {{accountId, since?, epoch?}}: {e}"),
             );
         }
     };
@@ -311,7 +314,8 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
         Ok(since) => since,
         Err(_) => return refused(SubscribeError::BadSince),
     };
-    let req = match SubscribeRequest::parse(req.account_id, since.as_deref()) {
+    let req = match SubscribeRequest::parse(req.account_id, since.as_deref(), req.epoch.as_deref())
+    {
         Ok(req) => req,
         Err(e) => return refused(e),
     };
@@ -326,8 +330,8 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
         return refused(e);
     }
     let hub = &ctx.hub;
-    let head = match hub.history(&req.account_id, u64::MAX, 0).await {
-        Ok(history) => history.head,
+    let (head, epoch) = match hub.history(&req.account_id, u64::MAX, 0).await {
+        Ok(history) => (history.head, history.epoch),
         Err(_) => return error("unavailable", "store unavailable".into()),
     };
     let sink: Arc<dyn Sink> = Arc::new(SocketSink {
@@ -335,7 +339,7 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
     });
     // Checked again: another subscribe may have landed while the head was read.
     match subs.lock().add(hub, Some(&conn.claims), req, max, sink) {
-        Ok(()) => json!({ "ok": true, "seq": head }),
+        Ok(()) => json!({ "ok": true, "seq": head, "epoch": epoch }),
         Err(e) => refused(e),
     }
 }

@@ -23,7 +23,7 @@ use crate::{
     admission::Permit,
     api::{self, ApiError},
     disconnect::{DisconnectReason, Notice},
-    hub::{Outbound, Sink, SinkError, Subscription, Transport},
+    hub::{Outbound, Resume, Sink, SinkError, Subscription, Transport},
     subscribe::{self, SubscribeError, SubscribeRequest},
 };
 use axum::{
@@ -58,6 +58,7 @@ pub fn router(ctx: Context) -> Router {
 pub(crate) struct StreamQuery {
     token: Option<String>,
     pub(crate) since: Option<String>,
+    pub(crate) epoch: Option<String>,
 }
 
 async fn stream_events(
@@ -71,7 +72,7 @@ async fn stream_events(
     let SubscribeRequest {
         account_id: account,
         ..
-    } = SubscribeRequest::parse(account, None).map_err(bad_request)?;
+    } = SubscribeRequest::parse(account, None, None).map_err(bad_request)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     api::authorize_reader(
         &ctx.jwt,
@@ -81,18 +82,20 @@ async fn stream_events(
         &account,
     )?;
     let since = resume_point(&headers, query.since)?;
+    let epoch = query.epoch.as_deref().map(subscribe::parse_epoch_text);
+    let epoch = epoch.transpose().map_err(bad_request)?;
     let permit = ctx
         .admission
         .admit(ip, Transport::Sse)
         .map_err(refusal_error)?;
     let id = next_connection_id();
     tracing::info!(transport = "sse", connection = id, ip = %permit.ip(), account = %account,
-        since, "connection opened");
+        since, epoch, "connection opened");
 
     let (queue, events) = mpsc::channel(ctx.limits.queue_size);
     let (ending, ending_rx) = watch::channel(None);
     let sink: Arc<dyn Sink> = Arc::new(SseSink { queue, ending });
-    let subscription = ctx.hub.subscribe(&account, since, sink);
+    let subscription = ctx.hub.subscribe(&account, Resume { since, epoch }, sink);
     let open = Open {
         ctx: ctx.clone(),
         id,

@@ -113,10 +113,12 @@ pub enum WsClientFrame<'a> {
     Auth {
         token: String,
         since: Option<&'a RawValue>,
+        epoch: Option<&'a RawValue>,
     },
     Subscribe {
         account_id: String,
         since: Option<&'a RawValue>,
+        epoch: Option<&'a RawValue>,
     },
     Ping,
 }
@@ -132,6 +134,8 @@ struct RawClientFrame<'a> {
     account_id: Option<&'a RawValue>,
     #[serde(borrow)]
     since: Option<&'a RawValue>,
+    #[serde(borrow)]
+    epoch: Option<&'a RawValue>,
 }
 
 const EXPECTED_FRAME: &str = r#"expected {"type": "auth" | "subscribe" | "ping", …}"#;
@@ -149,10 +153,12 @@ pub fn ws_client_frame(text: &str) -> Result<WsClientFrame<'_>, String> {
         "auth" => Ok(WsClientFrame::Auth {
             token: string(frame.token, "token")?,
             since: frame.since,
+            epoch: frame.epoch,
         }),
         "subscribe" => Ok(WsClientFrame::Subscribe {
             account_id: string(frame.account_id, "accountId")?,
             since: frame.since,
+            epoch: frame.epoch,
         }),
         other => Err(format!("{EXPECTED_FRAME}: unknown type {other:?}")),
     }

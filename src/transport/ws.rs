@@ -26,7 +26,7 @@ use crate::{
     api::ApiError,
     auth::{self, AuthError, Claims},
     disconnect::{self, Disconnect, DisconnectReason},
-    hub::{Outbound, Sink, SinkError, Transport},
+    hub::{Outbound, Resume, Sink, SinkError, Transport},
     subscribe::{self, SubscribeError, SubscribeRequest, Subscriptions},
 };
 use axum::{
@@ -113,6 +113,7 @@ pub fn router(ctx: Context) -> Router {
 struct WsQuery {
     token: Option<String>,
     since: Option<String>,
+    epoch: Option<String>,
 }
 
 /// A token given with the upgrade request, checked before upgrading.
@@ -148,11 +149,7 @@ async fn upgrade(
         Some(Ok(claims)) => Credential::Verified(claims),
         Some(Err(e)) => Credential::Refused(e),
     };
-    let since = query
-        .since
-        .as_deref()
-        .map(subscribe::parse_since_text)
-        .transpose()
+    let resume = subscribe::parse_resume_text(query.since.as_deref(), query.epoch.as_deref())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let max = ctx.limits.max_message_bytes;
     Ok(ws
@@ -160,7 +157,7 @@ async fn upgrade(
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve(ctx, permit, socket, credential, since)))
+        .on_upgrade(move |socket| serve(ctx, permit, socket, credential, resume)))
 }
 
 /// The connection's outgoing side: the bounded queue and the ending signal.
@@ -225,7 +222,7 @@ async fn serve(
     permit: Permit,
     socket: WebSocket,
     credential: Credential,
-    since: Option<u64>,
+    resume: Resume,
 ) {
     let id = next_connection_id();
     let opened = Instant::now();
@@ -246,7 +243,7 @@ async fn serve(
     };
     match credential {
         Credential::Absent => {}
-        Credential::Verified(claims) => conn.authenticated(claims, since),
+        Credential::Verified(claims) => conn.authenticated(claims, resume),
         Credential::Refused(e) => conn.refuse(e),
     }
     let readable = conn.run(stream, ending_rx.clone()).await;
@@ -376,25 +373,33 @@ impl Connection {
             WsClientFrame::Auth { .. } if self.claims.is_some() => {
                 self.bad_frame("bad_request", "already authenticated");
             }
-            WsClientFrame::Auth { token, since } => {
-                let since = match subscribe::parse_since(since) {
-                    Ok(since) => since,
+            WsClientFrame::Auth {
+                token,
+                since,
+                epoch,
+            } => {
+                let resume = match subscribe::parse_resume(since, epoch) {
+                    Ok(resume) => resume,
                     Err(e) => return self.bad_frame(e.code(), e),
                 };
                 match self.ctx.jwt.verify(&token) {
-                    Ok(claims) => self.authenticated(claims, since),
+                    Ok(claims) => self.authenticated(claims, resume),
                     Err(e) => self.refuse(e),
                 }
             }
-            WsClientFrame::Subscribe { account_id, since } => self.subscribe(account_id, since),
+            WsClientFrame::Subscribe {
+                account_id,
+                since,
+                epoch,
+            } => self.subscribe(account_id, since, epoch),
         }
     }
 
-    fn authenticated(&mut self, claims: Claims, since: Option<u64>) {
+    fn authenticated(&mut self, claims: Claims, resume: Resume) {
         tracing::info!(transport = "websocket", connection = self.id, account = %claims.account_id,
-            user = %claims.sub, since, "connection authenticated");
+            user = %claims.sub, since = resume.since, epoch = resume.epoch, "connection authenticated");
         self.subs
-            .join_own(&self.ctx.hub, &claims, since, self.outbox.clone());
+            .join_own(&self.ctx.hub, &claims, resume, self.outbox.clone());
         self.claims = Some(claims);
     }
 
@@ -406,10 +411,10 @@ impl Connection {
     /// An admin watches another account; a non-admin gets `forbidden` and
     /// nothing else. A frame that could never succeed (no auth yet, a bad
     /// account id or `since`) counts as a bad frame.
-    fn subscribe(&mut self, account: String, since: Option<&RawValue>) {
+    fn subscribe(&mut self, account: String, since: Option<&RawValue>, epoch: Option<&RawValue>) {
         let parsed = match self.claims {
             None => Err(SubscribeError::NotAuthenticated),
-            Some(_) => SubscribeRequest::parse(account, since),
+            Some(_) => SubscribeRequest::parse(account, since, epoch),
         };
         let added = parsed.and_then(|req| {
             let requested = req.account_id.clone();

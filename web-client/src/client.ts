@@ -1,5 +1,5 @@
 /**
- * The statushub browser client: Socket.IO connection, auth with resume (`since`), strict seq
+ * The statushub browser client: Socket.IO connection, auth with resume (`since` and its `epoch`), strict seq
  * ordering, one connection state machine (`connecting → ready → reconnecting → ready`, with the
  * last resume kind beside it), classified errors and typed listeners.
  */
@@ -252,10 +252,11 @@ export function connect(options: ConnectOptions): StatushubClient {
   const socket = io(url, {
     ...options.socketOptions,
     autoConnect: false, // connect below, once every handler is in place
-    // The function form runs on every (re)connect: current token, current since.
+    // The function form runs on every (re)connect: current token, current since and its epoch.
     auth: (cb: (data: object) => void) => {
       sentSince = currentSince();
-      cb(sentSince === undefined ? { token } : { token, since: sentSince });
+      if (sentSince === undefined) cb({ token });
+      else cb(state.epoch === undefined ? { token, since: sentSince } : { token, since: sentSince, epoch: state.epoch });
     },
   });
 

@@ -13,6 +13,11 @@ export interface HubState {
   readonly accountId: string | null;
   /** Last applied seq of the account (the snapshot's seq, or the last event's). */
   readonly seq: number;
+  /**
+   * The epoch `seq` belongs to (the last snapshot's `epoch`), sent back with `since` on resume so
+   * the hub can tell a lost history from a gap; absent when the hub sent none.
+   */
+  readonly epoch?: string;
   readonly phones: Readonly<Record<string, PhoneStatusChanged>>;
   /** Keyed `{provider}:{userId}` (see {@link credentialKey}); {@link credentialsByProvider} groups them. */
   readonly credentials: Readonly<Record<string, StatusSync>>;
@@ -64,6 +69,7 @@ export function applySnapshot(state: HubState, snapshot: Snapshot): HubState {
   const accountId = String(snapshot.accountId);
   if (!snapshot.reset && state.accountId === accountId && snapshot.seq < state.seq) return state;
   const next: Record<string, unknown> = { accountId, seq: snapshot.seq };
+  if (typeof snapshot.epoch === 'string' && snapshot.epoch !== '') next.epoch = snapshot.epoch;
   for (const name of SECTIONS) {
     const section: unknown = snapshot[name];
     next[name] = isObject(section) ? { ...section } : {};
