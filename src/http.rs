@@ -244,7 +244,7 @@ impl Connection {
             }
         });
         let io = TokioIo::new(Watched {
-            inner: tcp,
+            inner: Some(tcp),
             state: self.state.clone(),
         });
         let conn = http1::Builder::new()
@@ -383,8 +383,55 @@ impl HttpBody for Tracked {
 
 /// The TCP stream, noticing when bytes of a new request arrive.
 struct Watched {
-    inner: TcpStream,
+    /// `None` only once dropped: the stream then belongs to [`linger`].
+    inner: Option<TcpStream>,
     state: Arc<State>,
+}
+
+/// How long, and how many bytes, a closing connection reads away.
+const LINGER_FOR: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 16 << 20;
+
+impl Watched {
+    fn stream(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        self.inner
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection closed"))
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let (Some(stream), Ok(runtime)) =
+            (self.inner.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(linger(stream));
+        }
+    }
+}
+
+/// A lingering close (as nginx does): closing a socket that still has
+/// unread bytes makes the kernel send a reset, which can destroy our last
+/// bytes — a WebSocket close 1009, an error answer — before the peer reads
+/// them. So send FIN first, then read and discard what the peer is still
+/// sending until it closes too, within a time and byte bound.
+async fn linger(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(LINGER_FOR, async {
+        let mut read = 0;
+        while read < LINGER_BYTES {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    })
+    .await;
 }
 
 impl AsyncRead for Watched {
@@ -394,7 +441,10 @@ impl AsyncRead for Watched {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let polled = match self.stream() {
+            Ok(stream) => stream.poll_read(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if buf.filled().len() > before
             && self.state.in_flight.load(Ordering::Relaxed) == 0
             && !self.state.head_started.swap(true, Ordering::AcqRel)
@@ -411,7 +461,10 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        match self.stream() {
+            Ok(stream) => stream.poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_write_vectored(
@@ -419,18 +472,29 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        match self.stream() {
+            Ok(stream) => stream.poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner
+            .as_ref()
+            .is_some_and(|stream| stream.is_write_vectored())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        match self.stream() {
+            Ok(stream) => stream.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        match self.stream() {
+            Ok(stream) => stream.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }

@@ -208,6 +208,18 @@ async fn an_oversized_frame_closes_with_1009_and_others_keep_being_served() {
     assert_eq!(other.next_event().await["id"], receipt["id"]);
 }
 
+/// A client still writing a frame far over the limit when the hub gives up
+/// on it must read the 1009 close, not a TCP reset: the hub half-closes and
+/// reads the rest away (bounded) instead of closing on unread bytes.
+#[tokio::test]
+async fn a_client_writing_a_frame_far_over_the_limit_reads_1009_not_a_reset() {
+    let server = TestServer::start_with(|c| c.limits.max_message_bytes = 2048).await;
+    let mut big = server.ws_for("acme").await;
+    big.send_text(&"x".repeat(4 << 20)).await;
+    let (code, reason, _) = big.close_code().await;
+    assert_eq!(code, 1009, "{reason}");
+}
+
 #[tokio::test]
 async fn admins_subscribe_to_any_account_and_others_get_forbidden_only() {
     let server = TestServer::start().await;
