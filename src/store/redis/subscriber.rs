@@ -21,6 +21,12 @@
 //!   is caught up from its stream, since anything published while it was
 //!   down was lost.
 //!
+//! An account not tracked yet starts at the first event offered. While
+//! this node's writer has appends in flight for such an account, pub/sub
+//! notifications for it are left to the writer: Redis may publish a later
+//! event of the writer's own batch before the writer has offered the
+//! earlier ones, and starting there would drop them as duplicates.
+//!
 //! A notification lost with no later one for its account stays unfed until
 //! the account's next event or the next reconnect; clients still get it by
 //! resuming (`events?since`). Memory is bounded: accounts not seen for
@@ -119,10 +125,27 @@ struct Track {
     seen: Instant,
 }
 
+/// What the sequencer knows, under one lock.
+#[derive(Default)]
+struct State {
+    tracks: HashMap<String, Track>,
+    /// Appends this node's writer has in flight, per account.
+    pending: HashMap<String, usize>,
+}
+
+/// Where an offered event comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// This node's writer, in commit order.
+    Writer,
+    /// A pub/sub notification (any node, at most once).
+    PubSub,
+}
+
 /// Feeds each account's events once, in seq order, from any source.
 #[derive(Clone)]
 pub struct Sequencer {
-    inner: Arc<Mutex<HashMap<String, Track>>>,
+    inner: Arc<Mutex<State>>,
     conn: ConnectionManager,
     keys: Keys,
     feed: Feed,
@@ -132,7 +155,7 @@ pub struct Sequencer {
 impl Sequencer {
     pub fn new(conn: ConnectionManager, keys: Keys, feed: Feed) -> Self {
         Sequencer {
-            inner: Arc::new(Mutex::new(HashMap::new())),
+            inner: Arc::new(Mutex::new(State::default())),
             conn,
             keys,
             feed,
@@ -140,13 +163,42 @@ impl Sequencer {
         }
     }
 
+    /// Marks appends for `accounts` as in flight (before they are sent).
+    pub async fn expect<'a>(&self, accounts: impl IntoIterator<Item = &'a str>) {
+        let mut state = self.inner.lock().await;
+        for account in accounts {
+            *state.pending.entry(account.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Clears the marks [`Sequencer::expect`] set (once the appends are
+    /// answered, whatever the answer).
+    pub async fn settled<'a>(&self, accounts: impl IntoIterator<Item = &'a str>) {
+        let mut state = self.inner.lock().await;
+        for account in accounts {
+            if let Some(n) = state.pending.get_mut(account) {
+                *n -= 1;
+                if *n == 0 {
+                    state.pending.remove(account);
+                }
+            }
+        }
+    }
+
     /// Feeds `event` (of `epoch`) unless it was fed already, first feeding
     /// from the stream whatever came between.
-    pub async fn offer(&self, epoch: &str, event: Event) {
-        let mut tracks = self.inner.lock().await;
+    pub async fn offer(&self, source: Source, epoch: &str, event: Event) {
+        let mut state = self.inner.lock().await;
+        let State { tracks, pending } = &mut *state;
+        if source == Source::PubSub
+            && pending.contains_key(&event.account_id)
+            && !tracks.contains_key(&event.account_id)
+        {
+            return;
+        }
         let now = Instant::now();
         if tracks.len() > MAX_TRACKED {
-            forget_oldest(&mut tracks);
+            forget_oldest(tracks);
         }
         let (last, same_epoch) = match tracks.get(&event.account_id) {
             Some(t) if now.duration_since(t.seen) < FORGET_AFTER => (t.last, t.epoch == epoch),
@@ -214,19 +266,20 @@ impl Sequencer {
     /// pub/sub reconnect).
     async fn catch_up_all(&self) {
         let accounts: Vec<(String, String, u64)> = {
-            let tracks = self.inner.lock().await;
-            tracks
+            let state = self.inner.lock().await;
+            state
+                .tracks
                 .iter()
                 .map(|(a, t)| (a.clone(), t.epoch.clone(), t.last))
                 .collect()
         };
         for (account, epoch, _) in accounts {
-            let mut tracks = self.inner.lock().await;
-            let Some(last) = tracks.get(&account).map(|t| t.last) else {
+            let mut state = self.inner.lock().await;
+            let Some(last) = state.tracks.get(&account).map(|t| t.last) else {
                 continue;
             };
             let fed = self.catch_up(&account, &epoch, last, u64::MAX).await;
-            if let Some(t) = tracks.get_mut(&account) {
+            if let Some(t) = state.tracks.get_mut(&account) {
                 t.last = t.last.max(fed);
             }
         }
@@ -310,7 +363,11 @@ pub async fn run(
                 continue;
             };
             match Notification::decode(account, &payload) {
-                Some(note) => sequencer.offer(&note.epoch, note.event).await,
+                Some(note) => {
+                    sequencer
+                        .offer(Source::PubSub, &note.epoch, note.event)
+                        .await
+                }
                 None => tracing::warn!(account, "fan-out: undecodable notification dropped"),
             }
         }

@@ -24,7 +24,7 @@ use super::{
     codec, conn,
     keys::{Keys, entry_field},
     scripts::SCRIPTS,
-    subscriber::Sequencer,
+    subscriber::{Sequencer, Source},
 };
 use crate::{
     config::Retention,
@@ -126,6 +126,23 @@ impl Writer {
             return;
         }
         self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let accounts: Vec<String> = prepared
+            .iter()
+            .map(|p| p.job.draft.account_id.clone())
+            .collect();
+        let accounts = || accounts.iter().map(String::as_str);
+        self.sequencer.expect(accounts()).await;
+        self.send(pipe, prepared, retry).await;
+        self.sequencer.settled(accounts()).await;
+    }
+
+    /// Sends one pipeline and answers each of its drafts.
+    async fn send(
+        &mut self,
+        pipe: redis::Pipeline,
+        prepared: Vec<Prepared>,
+        retry: &mut VecDeque<Job>,
+    ) {
         let replies = conn::bounded(pipe.query_async::<Vec<Value>>(&mut self.conn)).await;
         let replies = match replies {
             Ok(replies) if replies.len() == prepared.len() => replies,
@@ -274,7 +291,7 @@ impl Writer {
                     published_at: event.published_at.clone(),
                 };
                 // On this node's feed before the append is answered.
-                self.sequencer.offer(&epoch, event).await;
+                self.sequencer.offer(Source::Writer, &epoch, event).await;
                 let _ = p.job.reply.send(Ok(Appended::New(receipt)));
             }
             Reply::Replayed(receipt) => {
