@@ -14,6 +14,14 @@ need npm "install npm (apt-get install -y npm)"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The Redis Cluster the cluster-layout tests use: started here unless the
+# caller names one (.ci/run starts it too).
+if [ -z "${STATUSHUB_TEST_REDIS_CLUSTER:-}" ]; then
+  step "redis cluster (127.0.0.1:7101-7103)"
+  bash scripts/redis-cluster.sh
+  export STATUSHUB_TEST_REDIS_CLUSTER=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
+fi
+
 step "cargo build"
 cargo build --locked --workspace --all-targets
 

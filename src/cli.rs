@@ -54,7 +54,8 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUSHUB_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
     /// Redis URL for cluster mode on Redis: events, snapshots, idempotency records and
-    /// monitors live in Redis, not the data dir; every node sharing it serves every account (docs/CLUSTER.md).
+    /// monitors live in Redis, not the data dir; every node sharing it serves every account.
+    /// For a Redis Cluster, one node's URL (detected) or several, comma-separated (docs/CLUSTER.md).
     #[arg(long, env = "STATUSHUB_REDIS_URL")]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel (1-64 of A-Z a-z 0-9 _ . : -), so several

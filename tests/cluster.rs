@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use statushub::{
     config::Retention,
     event::Event,
-    store::{Appended, Body, Draft, EventLog},
+    store::{Appended, Body, Draft, EventLog, RedisStore},
 };
 use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
@@ -53,7 +53,25 @@ async fn seqs_until(feed: &mut mpsc::Receiver<Arc<Event>>, last: u64) -> Vec<u64
 
 #[tokio::test]
 async fn another_node_gets_every_event_once_in_order_even_when_notifications_are_lost() {
-    let prefix = Prefix::fresh();
+    lost_notifications_are_caught_up(Prefix::fresh()).await;
+}
+
+#[tokio::test]
+async fn on_a_redis_cluster_lost_notifications_are_caught_up_too() {
+    lost_notifications_are_caught_up(Prefix::on_cluster()).await;
+}
+
+#[tokio::test]
+async fn appends_through_three_nodes_reach_every_node_gap_free_and_in_order() {
+    three_nodes_gap_free(Prefix::fresh()).await;
+}
+
+#[tokio::test]
+async fn on_a_redis_cluster_three_nodes_stay_gap_free_and_in_order() {
+    three_nodes_gap_free(Prefix::on_cluster()).await;
+}
+
+async fn lost_notifications_are_caught_up(prefix: Prefix) {
     let (a, mut a_feed) = prefix.open(Retention::default()).await;
     let (b, mut b_feed) = prefix.open(Retention::default()).await;
 
@@ -89,21 +107,25 @@ async fn another_node_gets_every_event_once_in_order_even_when_notifications_are
     );
 }
 
-#[tokio::test]
-async fn appends_through_three_nodes_reach_every_node_gap_free_and_in_order() {
-    let prefix = Prefix::fresh();
+async fn three_nodes_gap_free(prefix: Prefix) {
     let mut nodes = Vec::new();
     for _ in 0..3 {
         nodes.push(prefix.open(Retention::default()).await);
     }
+    // A node's feed starts an account at the first event it sees of it
+    // (a later gap it fills from the stream); start it on every node.
+    assert_eq!(append(nodes[0].0.as_ref(), 0).await, 1);
+    for (_, feed) in &mut nodes {
+        assert_eq!(seqs_until(feed, 1).await, vec![1]);
+    }
     let mut seqs = Vec::new();
-    for n in 0..30u64 {
+    for n in 1..30u64 {
         let (store, _) = &nodes[(n * 7 % 3) as usize];
         seqs.push(append(store.as_ref(), n).await);
     }
-    assert_eq!(seqs, (1..=30).collect::<Vec<_>>());
+    assert_eq!(seqs, (2..=30).collect::<Vec<_>>());
     for (_, feed) in &mut nodes {
-        assert_eq!(seqs_until(feed, 30).await, (1..=30).collect::<Vec<_>>());
+        assert_eq!(seqs_until(feed, 30).await, (2..=30).collect::<Vec<_>>());
     }
 }
 
@@ -173,4 +195,30 @@ async fn clients_of_one_account_on_three_hub_nodes_see_the_same_events() {
         assert!(metrics.contains("statushub_fanout_notifications_total"));
     }
     nodes.stop().await;
+}
+
+#[tokio::test]
+async fn one_cluster_node_url_is_detected_and_every_slot_is_reached() {
+    // Only the first node's URL: the store asks it (INFO cluster), finds a
+    // cluster, and routes each account's keys to the master of their slot
+    // (a plain connection would get MOVED for two thirds of them).
+    let prefix = Prefix::on_cluster(); // its keys go, on every node, when it drops
+    let mut settings = prefix.settings();
+    settings.url = settings.url.split(',').next().expect("a node").to_owned();
+    let (tx, mut feed) = mpsc::channel(100);
+    let store = RedisStore::open(&settings, Retention::default(), tx)
+        .await
+        .expect("the cluster answers");
+    for i in 0..30 {
+        let account = format!("acct-{i}");
+        match store.append(draft(&account, json!({ "i": i }))).await {
+            Ok(Appended::New(r)) => assert_eq!(r.seq, 1, "{account}"),
+            other => panic!("{account}: expected a new event, got {other:?}"),
+        }
+        let event = tokio::time::timeout(WAIT, feed.recv())
+            .await
+            .expect("fed")
+            .expect("open");
+        assert_eq!(event.account_id, account);
+    }
 }

@@ -115,12 +115,18 @@ conformance!(
     [event_log, monitors, durable],
     |place, feed, retention| Arc::new(place.redis().store(feed, retention))
 );
+conformance!(
+    redis_cluster,
+    [event_log, monitors, durable],
+    |place, feed, retention| Arc::new(place.redis_cluster().store(feed, retention))
+);
 
 /// Where a store under test keeps its data, fresh per test: a directory
 /// (SQLite) or a key prefix on the shared Redis, whose keys go with it.
 struct Place {
     dir: tempfile::TempDir,
     redis: std::sync::OnceLock<redis_support::Prefix>,
+    redis_cluster: std::sync::OnceLock<redis_support::Prefix>,
 }
 
 impl Place {
@@ -128,6 +134,7 @@ impl Place {
         Place {
             dir: tempfile::tempdir().expect("temp dir"),
             redis: std::sync::OnceLock::new(),
+            redis_cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -138,6 +145,12 @@ impl Place {
     /// The place's Redis prefix (the same one on every reopen).
     fn redis(&self) -> &redis_support::Prefix {
         self.redis.get_or_init(redis_support::Prefix::fresh)
+    }
+
+    /// The place's prefix on the local Redis Cluster.
+    fn redis_cluster(&self) -> &redis_support::Prefix {
+        self.redis_cluster
+            .get_or_init(redis_support::Prefix::on_cluster)
     }
 }
 

@@ -38,6 +38,24 @@ impl Prefix {
         Prefix::on(SHARED_URL)
     }
 
+    /// A prefix on the local Redis Cluster `.ci/run` starts (its nodes in
+    /// `STATUSHUB_TEST_REDIS_CLUSTER`, comma-separated `host:port`).
+    pub fn on_cluster() -> Self {
+        let nodes = std::env::var("STATUSHUB_TEST_REDIS_CLUSTER").unwrap_or_else(|_| {
+            panic!(
+                "Redis Cluster tests need STATUSHUB_TEST_REDIS_CLUSTER=host:port,… naming a \
+                 running cluster (start one as .ci/run does: three redis-server \
+                 --cluster-enabled yes, then redis-cli --cluster create)"
+            )
+        });
+        let url = nodes
+            .split(',')
+            .map(|n| format!("redis://{}", n.trim()))
+            .collect::<Vec<_>>()
+            .join(",");
+        Prefix::on(&url)
+    }
+
     pub fn on(url: &str) -> Self {
         let name = format!("test-{}", hex::encode(rand::random::<[u8; 6]>()));
         Prefix {
@@ -78,19 +96,24 @@ impl Prefix {
         self.delete_matching(&format!("{}:{{{account}}}:*", self.name));
     }
 
+    /// Deletes the keys matching `pattern` on every node named by the URL
+    /// (one for a server, each seed of a cluster), one key per `DEL` so
+    /// keys of different cluster slots never share a command.
     fn delete_matching(&self, pattern: &str) {
-        let Ok(client) = redis::Client::open(self.url.as_str()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(pattern)
-            .query(&mut conn)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        for url in self.url.split(',') {
+            let Ok(client) = redis::Client::open(url) else {
+                continue;
+            };
+            let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
+                continue;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query(&mut conn)
+                .unwrap_or_default();
+            for key in keys {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(key).query(&mut conn);
+            }
         }
     }
 }

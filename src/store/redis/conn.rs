@@ -1,16 +1,28 @@
-//! Connecting to Redis, bounding every call in time, and checking what
-//! Redis promises about durability.
+//! Connecting to Redis (one server or a Redis Cluster), bounding every call
+//! in time, and checking what Redis promises about durability.
 //!
-//! One multiplexed connection (redis-rs's `ConnectionManager`) carries every
-//! command: concurrent commands share it without waiting for each other's
-//! replies, and it reconnects by itself after Redis comes back. While Redis is
-//! unreachable the manager may be waiting on a reconnect; every store call is
+//! One multiplexed connection carries every command: redis-rs's
+//! `ConnectionManager` for one server, its `ClusterConnection` (which routes
+//! each command to the master of its key's slot and follows `MOVED`) for a
+//! cluster. Either way concurrent commands share it without waiting for each
+//! other's replies, and it reconnects by itself after Redis comes back. While
+//! Redis is unreachable a call may wait on a reconnect; every store call is
 //! therefore wrapped in [`CALL_TIMEOUT`], so it fails with
 //! `StoreError::Unavailable` instead of hanging.
+//!
+//! The store only ever sends commands whose keys share one account's hash
+//! tag in one pipeline or script, so the same commands run on both.
 
 use crate::store::StoreError;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::{future::Future, time::Duration};
+use redis::{
+    Cmd, Pipeline, RedisFuture, RedisResult, Value,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster::{ClusterClient, ClusterClientBuilder},
+    cluster_async::ClusterConnection,
+    cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
+};
+use std::{future::Future, sync::Arc, time::Duration};
+use tokio::sync::OnceCell;
 
 /// The longest any store call waits for Redis before answering
 /// `Unavailable` (the contract asks for an answer within 2 s).
@@ -21,7 +33,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How a hub reaches Redis.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port[/db]` (or `rediss://`).
+    /// `redis://[user:password@]host:port[/db]` (or `rediss://`); for a
+    /// Redis Cluster, one node's URL (detected at start) or several,
+    /// comma-separated.
     pub url: String,
     /// Prefix of every key and channel (see `keys`).
     pub prefix: String,
@@ -49,22 +63,160 @@ pub enum ConnectError {
     Unreachable(String),
 }
 
-/// Opens the managed connection, failing within a few seconds when Redis
-/// cannot be reached at start (a misconfigured URL should not look like a
-/// hung process).
-pub async fn connect(url: &str) -> Result<ConnectionManager, ConnectError> {
-    let connecting = ConnectionManager::new_with_config(client(url)?, manager_config());
+/// The connection every store call goes through.
+#[derive(Clone)]
+pub enum Conn {
+    Single(ConnectionManager),
+    Cluster(Arc<Cluster>),
+}
+
+/// A cluster connection, made on first use (so a store can be built where
+/// nothing can be awaited) and then shared.
+pub struct Cluster {
+    client: ClusterClient,
+    conn: OnceCell<ClusterConnection>,
+}
+
+impl Cluster {
+    /// The connection, connecting now if this is the first call.
+    pub async fn get(&self) -> RedisResult<ClusterConnection> {
+        self.conn
+            .get_or_try_init(|| self.client.get_async_connection())
+            .await
+            .cloned()
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => {
+                Box::pin(async move { c.get().await?.req_packed_command(cmd).await })
+            }
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => Box::pin(async move {
+                c.get()
+                    .await?
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(_) => 0,
+        }
+    }
+}
+
+impl Conn {
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Conn::Cluster(_))
+    }
+}
+
+/// The URLs of `url` (comma-separated for a cluster's seed nodes).
+pub fn seeds(url: &str) -> Vec<String> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            if u.contains("://") {
+                u.to_owned()
+            } else {
+                format!("redis://{u}")
+            }
+        })
+        .collect()
+}
+
+/// Opens the connection, failing within a few seconds when Redis cannot be
+/// reached at start (a misconfigured URL should not look like a hung
+/// process). Several URLs, or one node that says `cluster_enabled:1`, mean a
+/// Redis Cluster.
+pub async fn connect(url: &str) -> Result<Conn, ConnectError> {
+    let seeds = seeds(url);
+    let connecting = async {
+        let is_cluster = match seeds.as_slice() {
+            [] => return Err(ConnectError::BadUrl("no URL given".into())),
+            [one] => cluster_enabled(one).await?,
+            _ => true,
+        };
+        if is_cluster {
+            let conn = cluster(&seeds)?;
+            if let Conn::Cluster(c) = &conn {
+                c.get()
+                    .await
+                    .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
+            }
+            Ok(conn)
+        } else {
+            ConnectionManager::new_with_config(client(&seeds[0])?, manager_config())
+                .await
+                .map(Conn::Single)
+                .map_err(|e| ConnectError::Unreachable(e.to_string()))
+        }
+    };
     match tokio::time::timeout(3 * CONNECT_TIMEOUT, connecting).await {
-        Ok(Ok(manager)) => Ok(manager),
-        Ok(Err(e)) => Err(ConnectError::Unreachable(e.to_string())),
+        Ok(result) => result,
         Err(_) => Err(ConnectError::Unreachable("timed out".into())),
     }
 }
 
-/// The managed connection without connecting yet (the first call does).
-pub fn connect_lazy(url: &str) -> Result<ConnectionManager, ConnectError> {
-    ConnectionManager::new_lazy_with_config(client(url)?, manager_config())
-        .map_err(|e| ConnectError::BadUrl(e.to_string()))
+/// The connection without connecting yet (the first call does). One URL is
+/// taken as one server (detecting a cluster needs a connection); several are
+/// a cluster's seeds.
+pub fn connect_lazy(url: &str) -> Result<Conn, ConnectError> {
+    let seeds = seeds(url);
+    match seeds.as_slice() {
+        [] => Err(ConnectError::BadUrl("no URL given".into())),
+        [one] => ConnectionManager::new_lazy_with_config(client(one)?, manager_config())
+            .map(Conn::Single)
+            .map_err(|e| ConnectError::BadUrl(e.to_string())),
+        _ => cluster(&seeds),
+    }
+}
+
+/// Whether the server at `url` runs in cluster mode.
+async fn cluster_enabled(url: &str) -> Result<bool, ConnectError> {
+    let mut conn = client(url)?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
+    Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+}
+
+fn cluster(seeds: &[String]) -> Result<Conn, ConnectError> {
+    let client = ClusterClientBuilder::new(seeds.to_vec())
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(CALL_TIMEOUT)
+        .retries(2)
+        .min_retry_wait(50)
+        .max_retry_wait(500)
+        .build()
+        .map_err(|e| ConnectError::BadUrl(e.to_string()))?;
+    Ok(Conn::Cluster(Arc::new(Cluster {
+        client,
+        conn: OnceCell::new(),
+    })))
 }
 
 pub fn client(url: &str) -> Result<redis::Client, ConnectError> {
@@ -95,31 +247,102 @@ pub async fn bounded<T>(
     }
 }
 
-/// Every key matching `pattern`, by `SCAN` (each step bounded in time).
-pub async fn scan(conn: &mut ConnectionManager, pattern: &str) -> Result<Vec<String>, StoreError> {
+/// Every key matching `pattern`, by `SCAN` (each step bounded in time) on
+/// the server, or on every master of a cluster.
+pub async fn scan(conn: &mut Conn, pattern: &str) -> Result<Vec<String>, StoreError> {
     let mut keys = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, mut found): (u64, Vec<String>) = bounded(
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(conn),
-        )
-        .await?;
-        keys.append(&mut found);
-        if next == 0 {
-            break;
+    match conn {
+        Conn::Single(c) => scan_node(c, None, pattern, &mut keys).await?,
+        Conn::Cluster(c) => {
+            let mut c = bounded(c.get()).await?;
+            for (host, port) in masters(&mut c).await? {
+                scan_node(&mut c, Some((host, port)), pattern, &mut keys).await?;
+            }
         }
-        cursor = next;
     }
     // SCAN may return a key more than once.
     keys.sort();
     keys.dedup();
     Ok(keys)
+}
+
+/// One node's keys matching `pattern` (`at` names a cluster node).
+async fn scan_node(
+    conn: &mut (impl ConnectionLike + ClusterRoute),
+    at: Option<(String, u16)>,
+    pattern: &str,
+    keys: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    let mut cursor = 0u64;
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        let reply = bounded(conn.query_at(cmd, at.clone())).await?;
+        let (next, mut found): (u64, Vec<String>) = redis::from_redis_value(reply)
+            .map_err(|e| StoreError::Unavailable(format!("redis: {e}")))?;
+        keys.append(&mut found);
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// The masters of a cluster, as `(host, port)`, from `CLUSTER SHARDS`'s
+/// older sibling `CLUSTER NODES` (one line per node, flags in field 3).
+async fn masters(conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>, StoreError> {
+    let nodes: String = bounded(redis::cmd("CLUSTER").arg("NODES").query_async(conn)).await?;
+    let mut out = Vec::new();
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
+            continue;
+        };
+        if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+            continue;
+        }
+        // host:port@cport[,hostname]
+        let addr = addr.split('@').next().unwrap_or_default();
+        if let Some((host, port)) = addr.rsplit_once(':')
+            && let Ok(port) = port.parse()
+        {
+            out.push((host.to_owned(), port));
+        }
+    }
+    if out.is_empty() {
+        return Err(malformed("CLUSTER NODES"));
+    }
+    Ok(out)
+}
+
+/// Sends one command to a named cluster node, or as usual.
+trait ClusterRoute {
+    fn query_at(&mut self, cmd: Cmd, at: Option<(String, u16)>) -> RedisFuture<'_, Value>;
+}
+
+impl ClusterRoute for ConnectionManager {
+    fn query_at(&mut self, cmd: Cmd, _at: Option<(String, u16)>) -> RedisFuture<'_, Value> {
+        Box::pin(async move { cmd.query_async(self).await })
+    }
+}
+
+impl ClusterRoute for ClusterConnection {
+    fn query_at(&mut self, cmd: Cmd, at: Option<(String, u16)>) -> RedisFuture<'_, Value> {
+        Box::pin(async move {
+            match at {
+                Some((host, port)) => {
+                    let routing =
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                    self.route_command(cmd, routing).await
+                }
+                None => cmd.query_async(self).await,
+            }
+        })
+    }
 }
 
 pub fn unavailable(e: redis::RedisError) -> StoreError {
@@ -167,7 +390,7 @@ pub fn judge(appendonly: Option<&str>, appendfsync: Option<&str>) -> Durability 
 }
 
 /// Reads the persistence settings (tolerating a disabled `CONFIG`).
-pub async fn durability(conn: &mut ConnectionManager) -> Durability {
+pub async fn durability(conn: &mut Conn) -> Durability {
     let read = bounded(
         redis::cmd("CONFIG")
             .arg("GET")

@@ -53,7 +53,6 @@ use super::{
 };
 use crate::config::Retention;
 use keys::Keys;
-use redis::aio::ConnectionManager;
 use serde_json::Value;
 use std::{
     collections::HashMap,
@@ -72,7 +71,7 @@ use writer::{Job, MAX_BATCH, Writer};
 const APPEND_TIMEOUT: Duration = Duration::from_millis(1800);
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: conn::Conn,
     round_trips: Arc<AtomicU64>,
     fanout: Arc<FanoutStats>,
     keys: Keys,
@@ -121,7 +120,7 @@ impl RedisStore {
     /// the subscriber first listens.
     fn start(
         url: &str,
-        conn: ConnectionManager,
+        conn: conn::Conn,
         keys: Keys,
         retention: Retention,
         feed: Feed,

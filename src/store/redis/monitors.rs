@@ -8,12 +8,12 @@ use super::{
     scripts::SCRIPTS,
 };
 use crate::store::{StoreError, StoredMonitor};
-use redis::{AsyncCommands, aio::ConnectionManager};
+use redis::AsyncCommands;
 use serde_json::Value;
 use std::collections::HashMap;
 
 pub async fn put(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: &str,
     id: &str,
@@ -26,7 +26,7 @@ pub async fn put(
 }
 
 pub async fn save_state(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: &str,
     id: &str,
@@ -47,7 +47,7 @@ pub async fn save_state(
 }
 
 pub async fn delete(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: &str,
     id: &str,
@@ -66,7 +66,7 @@ pub async fn delete(
 }
 
 pub async fn get(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: &str,
     id: &str,
@@ -86,7 +86,7 @@ pub async fn get(
 /// One account's monitors, or every account's (found by `SCAN`), ordered
 /// by account then id.
 pub async fn list(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: Option<&str>,
 ) -> Result<Vec<StoredMonitor>, StoreError> {

@@ -8,11 +8,11 @@ use super::{
     scripts::SCRIPTS,
 };
 use crate::store::{History, Section, Snapshot, StoreError};
-use redis::{Value, aio::ConnectionManager};
+use redis::Value;
 use std::time::Duration;
 
 pub async fn snapshot(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: &str,
 ) -> Result<Snapshot, StoreError> {
@@ -50,7 +50,7 @@ pub async fn snapshot(
 }
 
 pub async fn events_since(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: &str,
     since: u64,
@@ -109,11 +109,7 @@ pub async fn events_since(
 /// Trims every account's stream by age. Accounts are found with `SCAN`
 /// (no global index that a cluster would have to keep in another slot);
 /// it runs in the background, bounded per account, not per request.
-pub async fn trim(
-    mut conn: ConnectionManager,
-    keys: &Keys,
-    max_age: Duration,
-) -> Result<u64, StoreError> {
+pub async fn trim(mut conn: conn::Conn, keys: &Keys, max_age: Duration) -> Result<u64, StoreError> {
     let streams = conn::scan(&mut conn, &keys.pattern(EVENTS_SUFFIX)).await?;
     let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
     let mut dropped = 0;

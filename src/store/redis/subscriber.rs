@@ -23,9 +23,14 @@
 //!
 //! An account not tracked yet starts at the first event offered. While
 //! this node's writer has appends in flight for such an account, pub/sub
-//! notifications for it are left to the writer: Redis may publish a later
-//! event of the writer's own batch before the writer has offered the
-//! earlier ones, and starting there would drop them as duplicates.
+//! notifications for it are held, and fed in seq order together with the
+//! writer's events when it offers them (or when its appends are answered
+//! otherwise): Redis may publish a later event of the writer's own batch
+//! before the writer has offered the earlier ones, and starting there would
+//! drop them as duplicates. A notification that arrives only after the
+//! account started at a later seq (another node's event, delayed on a Redis
+//! Cluster's bus) is not fed; the hub's subscriptions fill such a gap from
+//! the store, since they compare seqs with what each client has seen.
 //!
 //! A notification lost with no later one for its account stays unfed until
 //! the account's next event or the next reconnect; clients still get it by
@@ -39,7 +44,6 @@ use crate::{
     store::Feed,
 };
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use std::{
     collections::HashMap,
     sync::{
@@ -131,6 +135,9 @@ struct State {
     tracks: HashMap<String, Track>,
     /// Appends this node's writer has in flight, per account.
     pending: HashMap<String, usize>,
+    /// Notifications of untracked accounts held while their appends are in
+    /// flight: `(epoch, event)`.
+    held: HashMap<String, Vec<(String, Event)>>,
 }
 
 /// Where an offered event comes from.
@@ -146,14 +153,14 @@ pub enum Source {
 #[derive(Clone)]
 pub struct Sequencer {
     inner: Arc<Mutex<State>>,
-    conn: ConnectionManager,
+    conn: conn::Conn,
     keys: Keys,
     feed: Feed,
     pub stats: Arc<FanoutStats>,
 }
 
 impl Sequencer {
-    pub fn new(conn: ConnectionManager, keys: Keys, feed: Feed) -> Self {
+    pub fn new(conn: conn::Conn, keys: Keys, feed: Feed) -> Self {
         Sequencer {
             inner: Arc::new(Mutex::new(State::default())),
             conn,
@@ -172,14 +179,19 @@ impl Sequencer {
     }
 
     /// Clears the marks [`Sequencer::expect`] set (once the appends are
-    /// answered, whatever the answer).
+    /// answered, whatever the answer), feeding what was held for accounts
+    /// with nothing in flight any more.
     pub async fn settled<'a>(&self, accounts: impl IntoIterator<Item = &'a str>) {
         let mut state = self.inner.lock().await;
         for account in accounts {
-            if let Some(n) = state.pending.get_mut(account) {
-                *n -= 1;
-                if *n == 0 {
-                    state.pending.remove(account);
+            let Some(n) = state.pending.get_mut(account) else {
+                continue;
+            };
+            *n -= 1;
+            if *n == 0 {
+                state.pending.remove(account);
+                for (epoch, event) in state.held.remove(account).unwrap_or_default() {
+                    self.feed_one(&mut state, &epoch, event).await;
                 }
             }
         }
@@ -189,13 +201,29 @@ impl Sequencer {
     /// from the stream whatever came between.
     pub async fn offer(&self, source: Source, epoch: &str, event: Event) {
         let mut state = self.inner.lock().await;
-        let State { tracks, pending } = &mut *state;
-        if source == Source::PubSub
-            && pending.contains_key(&event.account_id)
-            && !tracks.contains_key(&event.account_id)
-        {
+        let account = &event.account_id;
+        let untracked = !state.tracks.contains_key(account);
+        if untracked && state.pending.contains_key(account) {
+            let mut held = state.held.remove(account).unwrap_or_default();
+            held.push((epoch.to_owned(), event));
+            if source == Source::PubSub {
+                let account = held[0].1.account_id.clone();
+                state.held.insert(account, held);
+                return;
+            }
+            // The writer's event: everything held so far goes first, in seq order.
+            held.sort_by_key(|(_, e)| e.seq);
+            for (epoch, event) in held {
+                self.feed_one(&mut state, &epoch, event).await;
+            }
             return;
         }
+        self.feed_one(&mut state, epoch, event).await;
+    }
+
+    /// The gap and duplicate rules for one event, under the lock.
+    async fn feed_one(&self, state: &mut State, epoch: &str, event: Event) {
+        let tracks = &mut state.tracks;
         let now = Instant::now();
         if tracks.len() > MAX_TRACKED {
             forget_oldest(tracks);
@@ -306,9 +334,18 @@ pub async fn run(
     let pattern = keys.pattern(":feed");
     let mut backoff = BACKOFF_MIN;
     let mut first = true;
+    // On a Redis Cluster a classic PUBLISH reaches the subscribers of every
+    // node, so one node is enough; a failed one is replaced by the next seed.
+    let seeds = conn::seeds(&url);
+    let mut attempt = 0usize;
     loop {
+        let seed = seeds
+            .get(attempt % seeds.len().max(1))
+            .cloned()
+            .unwrap_or_default();
+        attempt += 1;
         let session = async {
-            let client = conn::client(&url).map_err(|e| e.to_string())?;
+            let client = conn::client(&seed).map_err(|e| e.to_string())?;
             let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
             pubsub
                 .psubscribe(&pattern)

@@ -19,6 +19,10 @@
 //! writer per account it is always right and an entry append costs one round
 //! trip; an unknown entry costs one extra (a probe that the script answers
 //! with the current value), and a value changed by another node costs a retry.
+//!
+//! On a Redis Cluster a pipeline may only hold keys of one slot, so the batch
+//! is split into one pipeline per account (every key of an account shares
+//! its hash tag), sent concurrently; each account's drafts keep their order.
 
 use super::{
     codec, conn,
@@ -31,7 +35,7 @@ use crate::{
     event::Event,
     store::{Appended, Body, Draft, EntryChange, Receipt, StoreError},
 };
-use redis::{Value, aio::ConnectionManager};
+use redis::Value;
 use serde_json::value::RawValue;
 use std::{
     collections::{HashMap, VecDeque},
@@ -56,7 +60,7 @@ pub struct Job {
 }
 
 pub struct Writer {
-    pub conn: ConnectionManager,
+    pub conn: conn::Conn,
     pub keys: Keys,
     pub retention: Retention,
     /// Feeds committed events (deduplicated against the subscriber's copy).
@@ -116,44 +120,69 @@ impl Writer {
         if self.entries.len() > CACHE_LIMIT {
             self.entries.clear();
         }
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        let mut prepared = Vec::with_capacity(batch.len());
+        // One pipeline for the batch; on a cluster one per account.
+        let mut groups: Vec<(redis::Pipeline, Vec<Prepared>)> = Vec::new();
+        let mut group_of: HashMap<String, usize> = HashMap::new();
+        let per_account = self.conn.is_cluster();
         for job in batch {
-            prepared.extend(self.prepare(job, &mut pipe));
+            let group_key = if per_account {
+                job.draft.account_id.clone()
+            } else {
+                String::new()
+            };
+            let index = *group_of.entry(group_key).or_insert_with(|| {
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                groups.push((pipe, Vec::new()));
+                groups.len() - 1
+            });
+            let (pipe, prepared) = &mut groups[index];
+            prepared.extend(self.prepare(job, pipe));
         }
-        if prepared.is_empty() {
+        groups.retain(|(_, prepared)| !prepared.is_empty());
+        if groups.is_empty() {
             return;
         }
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let accounts: Vec<String> = prepared
+        let accounts: Vec<String> = groups
             .iter()
-            .map(|p| p.job.draft.account_id.clone())
+            .flat_map(|(_, prepared)| prepared.iter().map(|p| p.job.draft.account_id.clone()))
             .collect();
         let accounts = || accounts.iter().map(String::as_str);
         self.sequencer.expect(accounts()).await;
-        self.send(pipe, prepared, retry).await;
+        let replies = futures::future::join_all(groups.iter().map(|(pipe, _)| {
+            let mut conn = self.conn.clone();
+            async move { conn::bounded(pipe.query_async::<Vec<Value>>(&mut conn)).await }
+        }))
+        .await;
+        let mut reload = false;
+        for ((_, prepared), replies) in groups.into_iter().zip(replies) {
+            reload |= self.answer(prepared, replies, retry).await;
+        }
+        if reload && let Err(e) = conn::bounded(SCRIPTS.append.load_async(&mut self.conn)).await {
+            tracing::warn!(error = %e, "could not load the append script");
+        }
         self.sequencer.settled(accounts()).await;
     }
 
-    /// Sends one pipeline and answers each of its drafts.
-    async fn send(
+    /// Answers each draft of one pipeline from its replies; true when Redis
+    /// had forgotten the script (the drafts are queued again).
+    async fn answer(
         &mut self,
-        pipe: redis::Pipeline,
         prepared: Vec<Prepared>,
+        replies: Result<Vec<Value>, StoreError>,
         retry: &mut VecDeque<Job>,
-    ) {
-        let replies = conn::bounded(pipe.query_async::<Vec<Value>>(&mut self.conn)).await;
+    ) -> bool {
         let replies = match replies {
             Ok(replies) if replies.len() == prepared.len() => replies,
             Ok(_) => {
                 self.fail(prepared, conn::malformed("the append pipeline"));
-                return;
+                return false;
             }
             Err(e) => {
                 tracing::warn!(error = %e, batch = prepared.len(), "append batch failed");
                 self.fail(prepared, e);
-                return;
+                return false;
             }
         };
         let mut reload = false;
@@ -175,9 +204,7 @@ impl Writer {
                 value => self.settle(p, &value, retry).await,
             }
         }
-        if reload && let Err(e) = conn::bounded(SCRIPTS.append.load_async(&mut self.conn)).await {
-            tracing::warn!(error = %e, "could not load the append script");
-        }
+        reload
     }
 
     /// Builds the script call for one draft, or answers it with why not.
