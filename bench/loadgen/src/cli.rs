@@ -40,6 +40,10 @@ pub struct Common {
     /// Server base URL (http://host:port); WebSocket URLs are derived from it.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// Where publishers send events, when not to --url: another node of a
+    /// cluster, so every delivery measured crosses from one node to the other.
+    #[arg(long)]
+    pub publish_url: Option<String>,
     /// API key for POST /v1/accounts/{account}/events.
     #[arg(long, env = "LOADGEN_API_KEY", hide_env_values = true)]
     pub api_key: String,

@@ -291,16 +291,20 @@ async fn publish_all(
                 accounts.clone(),
             );
             tokio::spawn(async move {
-                let mut publisher =
-                    match Publisher::connect(p, &env.target, &env.sources, &env.common.api_key)
-                        .await
-                    {
-                        Ok(publisher) => publisher,
-                        Err(e) => {
-                            first_error.set(format!("publisher {p}: {e}"));
-                            return;
-                        }
-                    };
+                let mut publisher = match Publisher::connect(
+                    p,
+                    &env.publish_target,
+                    &env.sources,
+                    &env.common.api_key,
+                )
+                .await
+                {
+                    Ok(publisher) => publisher,
+                    Err(e) => {
+                        first_error.set(format!("publisher {p}: {e}"));
+                        return;
+                    }
+                };
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     if k >= total {
@@ -315,7 +319,12 @@ async fn publish_all(
                         k / accounts.len() as u64,
                     );
                     match publisher
-                        .publish(&env.target, &env.sources, &accounts[a], event_body(n, &pad))
+                        .publish(
+                            &env.publish_target,
+                            &env.sources,
+                            &accounts[a],
+                            event_body(n, &pad),
+                        )
                         .await
                     {
                         Ok(()) => {

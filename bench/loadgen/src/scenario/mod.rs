@@ -36,6 +36,8 @@ const STARVED_PCT: f64 = 10.0;
 pub struct Env {
     pub common: Common,
     pub target: Target,
+    /// Where publishers send (`--publish-url`, else `target`).
+    pub publish_target: Target,
     pub sources: Sources,
     pub minter: Minter,
     pub server_pid: Option<String>,
@@ -48,6 +50,10 @@ impl Env {
     pub async fn new(common: Common) -> Result<Arc<Self>, Error> {
         let target = Target::resolve(&common.url).await?;
         let sources = Sources::new(common.source_addrs, &target);
+        let publish_target = match &common.publish_url {
+            Some(url) => Target::resolve(url).await?,
+            None => target.clone(),
+        };
         let minter = Minter::new(&common.jwt_secret, 24 * 3600);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -58,6 +64,7 @@ impl Env {
             run_id: format!("{:x}{:x}", std::process::id(), nanos % 0xffff_ffff),
             common,
             target,
+            publish_target,
             sources,
             minter,
         }))

@@ -45,8 +45,9 @@ pub async fn run(env: Arc<Env>, args: PublishArgs) -> Result<RunResult, Error> {
     // Connect first, so the window measures publishing, not handshakes.
     let mut publishers = Vec::with_capacity(args.publishers);
     for p in 0..args.publishers {
-        publishers
-            .push(Publisher::connect(p, &env.target, &env.sources, &env.common.api_key).await?);
+        publishers.push(
+            Publisher::connect(p, &env.publish_target, &env.sources, &env.common.api_key).await?,
+        );
     }
     let window = Window::start(env.server_pid.as_deref());
     let workers: Vec<_> = publishers
@@ -71,7 +72,12 @@ pub async fn run(env: Arc<Env>, args: PublishArgs) -> Result<RunResult, Error> {
                     let account = &accounts[(k % accounts.len() as u64) as usize];
                     let sent = Instant::now();
                     match publisher
-                        .publish(&env.target, &env.sources, account, event_body(k, &pad))
+                        .publish(
+                            &env.publish_target,
+                            &env.sources,
+                            account,
+                            event_body(k, &pad),
+                        )
                         .await
                     {
                         Ok(()) => {
