@@ -173,7 +173,10 @@ async fn checks_and_transitions_are_read_back_by_range(backend: &dyn Backend) {
         .await
         .unwrap();
 
-    let all = store.history("acme", "api", T0, T0 + 3000).await.unwrap();
+    let all = store
+        .history("acme", "api", T0, T0 + 3000, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(
         all.checks, checks,
         "every field back, oldest first, equal times kept"
@@ -184,11 +187,20 @@ async fn checks_and_transitions_are_read_back_by_range(backend: &dyn Backend) {
     assert_eq!(all.transitions[1].health, "unhealthy");
 
     let middle = store
-        .history("acme", "api", T0 + 1000, T0 + 2000)
+        .history("acme", "api", T0 + 1000, T0 + 2000, usize::MAX)
         .await
         .unwrap();
     assert_eq!(middle.checks, checks[1..4], "both ends inclusive");
     assert_eq!(middle.transitions, transitions[1..2]);
+    let newest = store
+        .history("acme", "api", T0, T0 + 3000, 3)
+        .await
+        .unwrap();
+    assert_eq!(newest.checks, checks[2..], "the newest three, oldest first");
+    assert_eq!(
+        newest.transitions, transitions,
+        "the limit is on checks only"
+    );
 
     assert_eq!(
         store.account_counts("acme", T0).await.unwrap(),
@@ -207,12 +219,15 @@ async fn checks_and_transitions_are_read_back_by_range(backend: &dyn Backend) {
 
     assert!(store.forget("acme", "api").await.unwrap());
     assert!(!store.forget("acme", "api").await.unwrap(), "nothing left");
-    let gone = store.history("acme", "api", 0, i64::MAX).await.unwrap();
+    let gone = store
+        .history("acme", "api", 0, i64::MAX, usize::MAX)
+        .await
+        .unwrap();
     assert!(gone.checks.is_empty() && gone.transitions.is_empty());
     assert_eq!(store.account_counts("acme", 0).await.unwrap().checks, 1);
     assert_eq!(
         store
-            .history("other", "api", 0, i64::MAX)
+            .history("other", "api", 0, i64::MAX, usize::MAX)
             .await
             .unwrap()
             .checks
@@ -272,7 +287,10 @@ async fn forty_days_of_checks_stay_bounded_and_add_up(backend: &dyn Backend) {
             c.at_ms >= fold_before || (c.at_ms.div_euclid(HOUR) * HOUR) >= newest - 30 * DAY
         })
         .collect();
-    let range = store.history("acme", "api", 0, i64::MAX).await.unwrap();
+    let range = store
+        .history("acme", "api", 0, i64::MAX, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(range.checks.len() as u64, raw);
     assert!(range.checks.iter().all(|c| c.at_ms >= fold_before));
     let in_buckets: u64 = range.buckets.iter().map(|b| b.checks).sum();

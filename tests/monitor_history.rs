@@ -158,6 +158,10 @@ async fn history_uptime_and_stats_match_the_checks_the_test_caused() {
         .map(|t| t["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["error_state", "recovery"]);
+    let (_, newest) = server
+        .get(&format!("{history_path}?limit=2"), Some(API_KEY))
+        .await;
+    assert_eq!(newest["checks"].as_array().unwrap()[..], checks[8..]);
 
     // The account's token reads too, in the header or the query.
     let token = server.token("acme");
@@ -206,7 +210,7 @@ async fn bad_queries_and_credentials_get_the_contracts_errors() {
             "bad_request",
         ),
         (
-            format!("{base}/history?limit=3"),
+            format!("{base}/history?limit=0"),
             Some(API_KEY.into()),
             400,
             "bad_request",

@@ -40,8 +40,13 @@ const LATEST_MS: i64 = 253_402_300_799_999;
 struct RangeQuery {
     from: Option<String>,
     to: Option<String>,
+    limit: Option<String>,
     token: Option<String>,
 }
+
+/// Checks one history answer holds at most (the newest of its range).
+pub const MAX_CHECKS: usize = 100_000;
+const DEFAULT_CHECKS: usize = 10_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,10 +94,22 @@ async fn history(
     if from > to {
         return Err(ApiError::bad_request("from must not be after to"));
     }
+    let limit = match &query.limit {
+        None => DEFAULT_CHECKS,
+        Some(limit) => limit
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_CHECKS).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "limit must be a whole number from 1 to {MAX_CHECKS}, not {limit:?}"
+                ))
+            })?,
+    };
     state.heartbeat.get(&account, &id).await?;
     let range = state
         .history
-        .history(&account, &id, from, to)
+        .history(&account, &id, from, to, limit)
         .await
         .map_err(store_error)?;
     Ok(Json(uptime::page(&account, &id, range, from, to)).into_response())
@@ -111,7 +128,7 @@ async fn uptime(
     let now = uptime::now_ms();
     let range = state
         .history
-        .history(&account, &id, now - 30 * DAY_MS, now)
+        .history(&account, &id, now - 30 * DAY_MS, now, usize::MAX)
         .await
         .map_err(store_error)?;
     Ok(Json(uptime::uptime(&account, &id, &range, now)).into_response())

@@ -58,6 +58,9 @@ struct RangeQuery {
     /// End (inclusive): RFC 3339 or Unix milliseconds; default now.
     #[param(nullable = false, example = "1796040000000")]
     to: Option<String>,
+    /// At most this many checks, the newest of the range (1 to 100000; default 10000).
+    #[param(nullable = false, minimum = 1, maximum = 100000)]
+    limit: Option<u32>,
     /// A client token, when it cannot go in `Authorization`.
     #[param(nullable = false)]
     token: Option<String>,

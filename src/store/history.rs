@@ -162,13 +162,15 @@ pub trait MonitorHistory: Send + Sync + 'static {
         policy: HistoryPolicy,
     ) -> StoreFuture<'a, ()>;
 
-    /// The monitor's history in `[from_ms, to_ms]` (see [`HistoryRange`]).
+    /// The monitor's history in `[from_ms, to_ms]` (see [`HistoryRange`]),
+    /// with at most the newest `limit` checks of the range.
     fn history<'a>(
         &'a self,
         account_id: &'a str,
         monitor_id: &'a str,
         from_ms: i64,
         to_ms: i64,
+        limit: usize,
     ) -> StoreFuture<'a, HistoryRange>;
 
     /// Checks still kept one by one and transitions of every monitor of the

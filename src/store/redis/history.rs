@@ -94,17 +94,21 @@ async fn range(
     monitor_id: &str,
     from_ms: i64,
     to_ms: i64,
+    limit: usize,
 ) -> Result<HistoryRange, StoreError> {
     let [checks, buckets, transitions] = keys.account(account_id).history(monitor_id);
-    let (checks, buckets, transitions): (Vec<String>, Vec<String>, Vec<String>) = conn::bounded(
-        redis::pipe()
-            .atomic()
-            .zrangebyscore(&checks, from_ms, to_ms)
-            .zrangebyscore(&buckets, from_ms, to_ms)
-            .zrangebyscore(&transitions, from_ms, to_ms)
-            .query_async(&mut conn),
-    )
-    .await?;
+    let limit = isize::try_from(limit).unwrap_or(isize::MAX);
+    let (mut checks, buckets, transitions): (Vec<String>, Vec<String>, Vec<String>) =
+        conn::bounded(
+            redis::pipe()
+                .atomic()
+                .zrevrangebyscore_limit(&checks, to_ms, from_ms, 0, limit)
+                .zrangebyscore(&buckets, from_ms, to_ms)
+                .zrangebyscore(&transitions, from_ms, to_ms)
+                .query_async(&mut conn),
+        )
+        .await?;
+    checks.reverse();
     let mut checks: Vec<CheckRecord> = decode(checks);
     // Equal times come ordered by nonce; the stable sort keeps that order.
     checks.sort_by_key(|c| c.at_ms);
@@ -193,6 +197,7 @@ impl MonitorHistory for RedisStore {
         monitor_id: &'a str,
         from_ms: i64,
         to_ms: i64,
+        limit: usize,
     ) -> StoreFuture<'a, HistoryRange> {
         Box::pin(range(
             self.conn.clone(),
@@ -201,6 +206,7 @@ impl MonitorHistory for RedisStore {
             monitor_id,
             from_ms,
             to_ms,
+            limit,
         ))
     }
 

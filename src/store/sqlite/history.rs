@@ -92,9 +92,14 @@ impl MonitorHistory for SqliteStore {
         monitor_id: &'a str,
         from_ms: i64,
         to_ms: i64,
+        limit: usize,
     ) -> StoreFuture<'a, HistoryRange> {
         let (account_id, monitor_id) = (account_id.to_owned(), monitor_id.to_owned());
-        Box::pin(self.read(move |conn| read_range(conn, &account_id, &monitor_id, from_ms, to_ms)))
+        Box::pin(
+            self.read(move |conn| {
+                read_range(conn, (&account_id, &monitor_id), from_ms, to_ms, limit)
+            }),
+        )
     }
 
     fn account_counts<'a>(
@@ -240,30 +245,35 @@ fn record(
 
 fn read_range(
     conn: &mut Connection,
-    account_id: &str,
-    monitor_id: &str,
+    (account_id, monitor_id): (&str, &str),
     from_ms: i64,
     to_ms: i64,
+    limit: usize,
 ) -> rusqlite::Result<HistoryRange> {
     let args = params![account_id, monitor_id, from_ms, to_ms];
-    let checks = conn
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut checks = conn
         .prepare_cached(
             "SELECT at_ms, ok, health, latency_ms, http_status, error, transition
              FROM monitor_checks WHERE account_id = ?1 AND monitor_id = ?2
-             AND at_ms BETWEEN ?3 AND ?4 ORDER BY at_ms, rowid",
+             AND at_ms BETWEEN ?3 AND ?4 ORDER BY at_ms DESC, rowid DESC LIMIT ?5",
         )?
-        .query_map(args, |r| {
-            Ok(CheckRecord {
-                at_ms: r.get(0)?,
-                ok: r.get(1)?,
-                health: r.get(2)?,
-                latency_ms: r.get::<_, i64>(3)?.max(0) as u64,
-                http_status: r.get(4)?,
-                error: r.get(5)?,
-                transition: r.get(6)?,
-            })
-        })?
+        .query_map(
+            params![account_id, monitor_id, from_ms, to_ms, limit],
+            |r| {
+                Ok(CheckRecord {
+                    at_ms: r.get(0)?,
+                    ok: r.get(1)?,
+                    health: r.get(2)?,
+                    latency_ms: r.get::<_, i64>(3)?.max(0) as u64,
+                    http_status: r.get(4)?,
+                    error: r.get(5)?,
+                    transition: r.get(6)?,
+                })
+            },
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    checks.reverse();
     let count = |r: &rusqlite::Row<'_>, i| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
     let buckets = conn
         .prepare_cached(
