@@ -8,6 +8,7 @@
 //! still while the test reads it; the endpoint's hit count proves it did.
 
 mod common;
+mod redis_support;
 
 use axum::{Router, extract::State, http::StatusCode};
 use common::{API_KEY, TestServer, WAIT, error_code, wait_for};
@@ -50,7 +51,22 @@ fn nearest_rank(sorted: &[u64], p: usize) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_uptime_and_stats_match_the_checks_the_test_caused() {
-    let server = TestServer::start().await;
+    figures_match_the_checks(&TestServer::start().await).await;
+}
+
+/// The same in cluster mode: the history lives in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_mode_the_figures_match_too() {
+    let prefix = redis_support::Prefix::fresh();
+    let server = TestServer::start_with(|config| {
+        config.redis_url = Some(redis_support::SHARED_URL.into());
+        config.redis_prefix = Some(prefix.name.clone());
+    })
+    .await;
+    figures_match_the_checks(&server).await;
+}
+
+async fn figures_match_the_checks(server: &TestServer) {
     let script = [200, 200, 200, 200, 500, 200, 200, 200, 500, 500];
     let (url, endpoint) = endpoint(&script).await;
     let spec = json!({ "url": url, "intervalMs": 100, "timeoutMs": 90,
