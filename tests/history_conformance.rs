@@ -11,8 +11,8 @@
 use statushub::{
     config::Retention,
     store::{
-        AccountCounts, CheckRecord, HistoryPolicy, MonitorHistory, RedisStore, SqliteStore,
-        Transition,
+        AccountCounts, CheckRecord, EventLog, HistoryPolicy, MonitorHistory, RedisStore,
+        SqliteStore, Transition,
     },
 };
 use std::sync::Arc;
@@ -28,6 +28,8 @@ const T0: i64 = 1_764_547_200_000;
 /// Where one test's data lives and how its storage is measured.
 trait Backend {
     fn store(&self) -> Arc<dyn MonitorHistory>;
+    /// Closes the store and opens it again on the same data.
+    async fn reopen(&mut self);
     /// (checks, buckets, transitions) the backend holds for the monitor.
     fn footprint(&self, account: &str, monitor: &str) -> (u64, u64, u64);
 }
@@ -50,6 +52,13 @@ impl Sqlite {
 impl Backend for Sqlite {
     fn store(&self) -> Arc<dyn MonitorHistory> {
         self.store.clone()
+    }
+
+    async fn reopen(&mut self) {
+        EventLog::close(self.store.as_ref()).await.unwrap();
+        let (tx, _) = mpsc::channel(16);
+        self.store =
+            Arc::new(SqliteStore::open(self.dir.path(), Retention::default(), tx).unwrap());
     }
 
     fn footprint(&self, account: &str, monitor: &str) -> (u64, u64, u64) {
@@ -88,6 +97,12 @@ impl Redis {
 impl Backend for Redis {
     fn store(&self) -> Arc<dyn MonitorHistory> {
         self.store.clone()
+    }
+
+    async fn reopen(&mut self) {
+        EventLog::close(self.store.as_ref()).await.unwrap();
+        let (tx, _) = mpsc::channel(16);
+        self.store = Arc::new(self.prefix.store(tx, Retention::default()));
     }
 
     fn footprint(&self, account: &str, monitor: &str) -> (u64, u64, u64) {
@@ -129,6 +144,11 @@ macro_rules! history_conformance {
             async fn forty_days_of_checks_stay_bounded_and_add_up() {
                 super::forty_days_of_checks_stay_bounded_and_add_up(&$backend).await;
             }
+
+            #[tokio::test]
+            async fn history_survives_a_reopen() {
+                super::history_survives_a_reopen(&mut $backend).await;
+            }
         }
     };
 }
@@ -148,7 +168,7 @@ fn check(at_ms: i64, ok: bool, latency_ms: u64, transition: Option<&str>) -> Che
     }
 }
 
-async fn checks_and_transitions_are_read_back_by_range(backend: &dyn Backend) {
+async fn checks_and_transitions_are_read_back_by_range(backend: &impl Backend) {
     let store = backend.store();
     let policy = HistoryPolicy::default();
     let checks = [
@@ -237,7 +257,7 @@ async fn checks_and_transitions_are_read_back_by_range(backend: &dyn Backend) {
     );
 }
 
-async fn forty_days_of_checks_stay_bounded_and_add_up(backend: &dyn Backend) {
+async fn forty_days_of_checks_stay_bounded_and_add_up(backend: &impl Backend) {
     let store = backend.store();
     let policy = HistoryPolicy::default();
     let every = 10 * 60 * 1000; // a check every ten minutes
@@ -314,4 +334,31 @@ async fn forty_days_of_checks_stay_bounded_and_add_up(backend: &dyn Backend) {
         assert_eq!(b.latency_min, latencies.clone().min().unwrap());
         assert_eq!(b.latency_max, latencies.max().unwrap());
     }
+}
+
+async fn history_survives_a_reopen(backend: &mut impl Backend) {
+    let policy = HistoryPolicy::default();
+    let old = check(T0 - 2 * DAY, false, 40, Some("error_state"));
+    let new = check(T0, true, 12, Some("recovery"));
+    for c in [&old, &new] {
+        backend
+            .store()
+            .record("acme", "api", c.clone(), policy)
+            .await
+            .unwrap();
+    }
+    let before = backend
+        .store()
+        .history("acme", "api", 0, i64::MAX, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(before.checks, [new.clone()]);
+    assert_eq!(before.buckets.len(), 1, "the older check was folded");
+    backend.reopen().await;
+    let after = backend
+        .store()
+        .history("acme", "api", 0, i64::MAX, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(after, before, "checks, buckets and transitions all kept");
 }

@@ -289,4 +289,20 @@ async fn bad_queries_and_credentials_get_the_contracts_errors() {
         .get("/v1/accounts/acme/monitors/nope2/uptime", Some(API_KEY))
         .await;
     assert_eq!(error_code(&uptime), "not_found");
+
+    // A deleted monitor's history goes with it.
+    wait_for("the first check", WAIT, || async {
+        let (_, stats) = server
+            .get("/v1/accounts/acme/monitors/stats", Some(API_KEY))
+            .await;
+        stats["checks24h"].as_u64() >= Some(1)
+    })
+    .await;
+    let (status, _) = server.delete(base).await;
+    assert_eq!(status, 204);
+    let (_, stats) = server
+        .get("/v1/accounts/acme/monitors/stats", Some(API_KEY))
+        .await;
+    assert_eq!(stats["monitors"], 0);
+    assert_eq!(stats["checks24h"], 0, "{stats}");
 }
