@@ -352,7 +352,7 @@ async fn history_survives_a_reopen(backend: &mut impl Backend) {
         .history("acme", "api", 0, i64::MAX, usize::MAX)
         .await
         .unwrap();
-    assert_eq!(before.checks, [new.clone()]);
+    assert_eq!(before.checks, std::slice::from_ref(&new));
     assert_eq!(before.buckets.len(), 1, "the older check was folded");
     backend.reopen().await;
     let after = backend
