@@ -92,6 +92,9 @@ pub struct ServeArgs {
         default_value_t = 1000
     )]
     pub min_monitor_interval_ms: u64,
+    /// How long every monitor check is kept (hourly buckets after 24 h), e.g. 30d.
+    #[arg(long, env = "STATUSHUB_MONITOR_HISTORY", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub monitor_history: Duration,
     /// Client connections (all transports together) served at once.
     #[arg(long, env = "STATUSHUB_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -241,6 +244,12 @@ impl ServeArgs {
                 "must be between 10 and 3600000",
             ));
         }
+        if !(3600..=366 * 86_400).contains(&self.monitor_history.as_secs()) {
+            return Err(invalid(
+                "STATUSHUB_MONITOR_HISTORY (--monitor-history)",
+                "must be between 1h and 366d",
+            ));
+        }
         let config = Config {
             listen: self.listen,
             data_dir: self.data_dir,
@@ -278,6 +287,7 @@ impl ServeArgs {
             monitors: MonitorSettings {
                 max_in_flight: self.monitor_max_in_flight,
                 min_interval: Duration::from_millis(self.min_monitor_interval_ms),
+                history: self.monitor_history,
             },
         };
         Ok((config, generated))

@@ -111,6 +111,8 @@ pub struct MonitorSettings {
     /// Shortest `intervalMs` a monitor may ask for. 1 s in production;
     /// tests lower it to run state machines in milliseconds.
     pub min_interval: Duration,
+    /// How long check results are kept (`store::HistoryPolicy::keep`).
+    pub history: Duration,
 }
 
 impl Default for MonitorSettings {
@@ -118,6 +120,7 @@ impl Default for MonitorSettings {
         MonitorSettings {
             max_in_flight: 64,
             min_interval: Duration::from_secs(1),
+            history: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

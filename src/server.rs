@@ -110,15 +110,21 @@ impl Server {
             ),
         };
         let hub = Hub::start(stores.log.clone(), feed_rx, config.limits.clone());
-        let heartbeat =
-            match Heartbeat::start(hub.clone(), stores.monitors.clone(), &config.monitors).await {
-                Ok(heartbeat) => Arc::new(heartbeat),
-                Err(e) => {
-                    hub.stop();
-                    let _ = stores.close().await;
-                    return Err(e.into());
-                }
-            };
+        let heartbeat = match Heartbeat::start_recording(
+            hub.clone(),
+            stores.monitors.clone(),
+            stores.history.clone(),
+            &config.monitors,
+        )
+        .await
+        {
+            Ok(heartbeat) => Arc::new(heartbeat),
+            Err(e) => {
+                hub.stop();
+                let _ = stores.close().await;
+                return Err(e.into());
+            }
+        };
         let signal = CancellationToken::new();
         let admission = Admission::new(&config.limits, hub.metrics.clone(), signal.clone());
         Ok(Server {
@@ -176,6 +182,7 @@ impl Server {
             )),
             heartbeat: heartbeat.clone(),
             fanout,
+            history: stores.history.clone(),
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))

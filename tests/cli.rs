@@ -159,6 +159,27 @@ fn a_bad_listen_address_is_refused_with_a_valid_example() {
 }
 
 #[test]
+fn a_monitor_history_window_out_of_range_names_its_setting() {
+    for bad in ["10m", "400d"] {
+        let (ok, _, stderr) = output(&[
+            "serve",
+            "--jwt-secret",
+            "s",
+            "--api-keys",
+            "k",
+            "--monitor-history",
+            bad,
+        ]);
+        assert!(!ok, "{bad} was accepted");
+        assert!(
+            stderr.contains("STATUSHUB_MONITOR_HISTORY (--monitor-history)")
+                && stderr.contains("between 1h and 366d"),
+            "{bad}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn listen_accepts_port_only_and_localhost_as_the_readme_says() {
     for listen in [":0", "localhost:0"] {
         let dir = tempfile::tempdir().unwrap();

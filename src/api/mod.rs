@@ -6,6 +6,7 @@
 
 pub mod bodies;
 mod error;
+mod history;
 mod monitors;
 pub(crate) mod ops;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     pub publish_limit: Arc<PublishLimiter>,
     /// Cross-node fan-out figures (Redis mode only).
     pub fanout: Option<Arc<crate::store::FanoutStats>>,
+    /// Every monitor check, for history, uptime and stats.
+    pub history: Arc<dyn crate::store::MonitorHistory>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -72,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/accounts/{account}/status", get(status))
         .merge(monitors::routes())
+        .merge(history::routes())
         .route(
             "/healthz",
             get(|| async { Json(ServiceStatus { status: "ok" }) }),

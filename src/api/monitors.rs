@@ -56,7 +56,7 @@ struct TokenQuery {
 }
 
 /// `{account}` and `{id}`, validated.
-fn monitor_path(
+pub(super) fn monitor_path(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<(String, String), ApiError> {
     let Path((account, id)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;

@@ -69,6 +69,8 @@ pub(super) struct Checker {
     pub(super) prober: Prober,
     pub(super) monitors: DashMap<MonitorKey, Arc<Monitor>>,
     pub(super) counters: stats::Counters,
+    /// Where every applied check is kept (`history`).
+    pub(super) history: super::history::Recorder,
 }
 
 impl Checker {
@@ -132,6 +134,7 @@ impl Runner<MonitorKey> for Checker {
             return Some(policy.interval);
         }
         let step = inner.state.apply(&policy, &check);
+        let record = super::history::record_of(&check, step.state.health(), step.change);
         if let Some(kind) = step.change {
             let body =
                 events::health_changed(&key.id, kind, Source::Heartbeat, &step.state.current);
@@ -146,6 +149,7 @@ impl Runner<MonitorKey> for Checker {
             }
         }
         self.commit(key, &monitor, &mut inner, step.state).await;
+        self.history.keep(key, record).await;
         Some(step.delay)
     }
 }

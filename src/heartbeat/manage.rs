@@ -176,6 +176,7 @@ impl Heartbeat {
         if !self.checker.store.delete_monitor(account_id, id).await? {
             tracing::debug!(account = %account_id, monitor = %id, "monitor was already gone from the store");
         }
+        self.checker.history.forget(&key).await;
         Ok(())
     }
 
@@ -194,6 +195,7 @@ impl Heartbeat {
             .store
             .delete_monitor(&key.account_id, &key.id)
             .await?;
+        self.checker.history.forget(key).await;
         Ok(())
     }
 

@@ -14,10 +14,12 @@
 //! monitors, in-flight limit, jitter), `events` (what is published),
 //! [`stats`] (figures). The handle [`Heartbeat`] (start, resume, stop,
 //! figures) is here; `manage` holds the API's operations on monitors,
-//! `checker` the running monitors and their checks, `view` the API shapes.
+//! `checker` the running monitors and their checks, `view` the API shapes,
+//! `history` what is kept of every check.
 
 mod checker;
 mod events;
+mod history;
 pub mod machine;
 mod manage;
 mod probe;
@@ -35,7 +37,7 @@ use crate::{
     config::MonitorSettings,
     event,
     hub::{Hub, HubError},
-    store::{MonitorStore, StoreError},
+    store::{HistoryPolicy, MonitorHistory, MonitorStore, StoreError},
 };
 use checker::{Checker, Monitor};
 use dashmap::DashMap;
@@ -107,12 +109,34 @@ impl Heartbeat {
         store: Arc<dyn MonitorStore>,
         settings: &MonitorSettings,
     ) -> Result<Heartbeat, HeartbeatError> {
+        Self::start_with(hub, store, history::Recorder::default(), settings).await
+    }
+
+    /// As [`Heartbeat::start`], keeping every check in `history` for
+    /// `settings.history` (see [`HistoryPolicy`]).
+    pub async fn start_recording(
+        hub: Arc<Hub>,
+        store: Arc<dyn MonitorStore>,
+        history: Arc<dyn MonitorHistory>,
+        settings: &MonitorSettings,
+    ) -> Result<Heartbeat, HeartbeatError> {
+        let recorder = history::Recorder::new(history, HistoryPolicy::keeping(settings.history));
+        Self::start_with(hub, store, recorder, settings).await
+    }
+
+    async fn start_with(
+        hub: Arc<Hub>,
+        store: Arc<dyn MonitorStore>,
+        history: history::Recorder,
+        settings: &MonitorSettings,
+    ) -> Result<Heartbeat, HeartbeatError> {
         let checker = Arc::new(Checker {
             hub,
             store,
             prober: Prober::new()?,
             monitors: DashMap::new(),
             counters: stats::Counters::default(),
+            history,
         });
         let scheduler = Scheduler::start(checker.clone(), settings.max_in_flight);
         let heartbeat = Heartbeat {

@@ -9,6 +9,7 @@
 //! what the binary serves, and `scripts/api-fuzz.sh` (schemathesis) checks
 //! the live hub's answers against it.
 
+mod history;
 mod paths;
 mod schemas;
 
@@ -58,6 +59,9 @@ Every error answer is `{\"error\": {\"code\", \"message\"}}`.",
         paths::monitor_put,
         paths::monitor_delete,
         paths::monitor_status,
+        history::monitor_history,
+        history::monitor_uptime,
+        history::monitor_stats,
         paths::websocket,
         paths::healthz,
         paths::readyz,
@@ -86,6 +90,9 @@ Every error answer is `{\"error\": {\"code\", \"message\"}}`.",
         Source,
         ServiceStatus,
         Stats,
+        crate::uptime::MonitorHistoryPage,
+        crate::uptime::MonitorUptime,
+        crate::uptime::MonitorStats,
     )),
     modifiers(&Security),
     tags(

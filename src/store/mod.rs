@@ -10,6 +10,7 @@
 //!   sent on the feed channel handed to it at open, per account in sequence
 //!   order, so the hub never has to re-order.
 //! - [`MonitorStore`] (`monitors`): heartbeat monitors' settings and check state.
+//! - [`MonitorHistory`] (`history`): every check result for a window, downsampled.
 //!
 //! Later roles (sync jobs, a webhook outbox, monitor history) each get a trait
 //! of their own here and a field in [`Stores`]; none exists yet.
@@ -20,6 +21,7 @@
 //! the hub; [`RedisStore`] implements every role on Redis (cluster mode,
 //! `redis`). Each passes the conformance suite in `tests/store_conformance.rs`.
 
+mod history;
 mod log;
 mod memory;
 mod monitors;
@@ -27,6 +29,10 @@ pub mod redis;
 mod sqlite;
 
 pub use crate::event::Section;
+pub use history::{
+    AccountCounts, Bucket, CheckRecord, HistoryPolicy, HistoryRange, MAX_TRANSITIONS,
+    MonitorHistory, Transition,
+};
 pub use log::{
     Appended, Body, Derive, Draft, EntryChange, EventLog, Feed, History, Idempotency, Receipt,
     Snapshot,
@@ -57,13 +63,15 @@ pub enum StoreError {
 pub struct Stores {
     pub log: Arc<dyn EventLog>,
     pub monitors: Arc<dyn MonitorStore>,
+    pub history: Arc<dyn MonitorHistory>,
 }
 
 impl Stores {
     /// Every role served by one backend.
-    pub fn shared<S: EventLog + MonitorStore>(store: Arc<S>) -> Stores {
+    pub fn shared<S: EventLog + MonitorStore + MonitorHistory>(store: Arc<S>) -> Stores {
         Stores {
             log: store.clone(),
+            history: store.clone(),
             monitors: store,
         }
     }

@@ -4,6 +4,10 @@
  * current by the SDK (`Statushub`, from statushub-client.js), plus a log of the events as they
  * arrive. Plain script, no build step, type-checked by `npm run check:page` (tsconfig.page.json).
  *
+ * `?monitor=ID` shows just that monitor (its row, its events); each monitor row carries an uptime
+ * bar of its recent checks, a latency sparkline (inline SVG) and its 24 h / 30 d uptime, read from
+ * the hub's history API and read again when the monitor's health changes, and every 15 s.
+ *
  * The token comes from `?token=` (then removed from the address bar so it does not linger in
  * history or screenshots) or from the form, and is kept in sessionStorage: a reload of this tab
  * stays signed in, other tabs and a closed browser do not inherit it.
@@ -170,6 +174,7 @@
           cell(typeof s.latencyMs === 'number' ? `${s.latencyMs} ms` : null),
           cell(s.httpStatus),
           cell(s.lastError),
+          ...historyCells(key),
         ];
       },
       stamp: (m) => m.timestamp ?? (m.current ?? m).lastChecked,
@@ -188,7 +193,10 @@
 
   /** @param {Section} name @param {HubState} state @param {Set<string>} flash */
   function renderSection(name, state, flash) {
-    const entries = Object.entries(state[name]).sort(([a], [b]) => a.localeCompare(b));
+    const entries = Object.entries(state[name])
+      .filter(([key]) => shows(name, key))
+      .sort(([a], [b]) => a.localeCompare(b));
+    if (name === 'monitors') wantHistory(entries.map(([key]) => key));
     // Each cell carries its column's name: on a narrow screen rows stack and CSS shows it.
     const labels = [...($(name).closest('table')?.querySelectorAll('thead th') ?? [])].map((th) => th.textContent ?? '');
     const rows = entries.map(([key, entry]) => {
@@ -216,6 +224,98 @@
     seq.hidden = state.accountId === null;
     seq.textContent = `seq ${state.seq}`;
     shown = state;
+  }
+
+  // ---- monitor history -----------------------------------------------------------------------
+
+  /** `?monitor=ID`: show just that monitor. */
+  const focus = new URL(location.href).searchParams.get('monitor');
+  /** Checks in a row's uptime bar (and points of its sparkline). */
+  const BAR_SLOTS = 30;
+  const HISTORY_REFRESH_MS = 15_000;
+  const SVG = 'http://www.w3.org/2000/svg';
+
+  /**
+   * What the history API last said of each monitor shown; `null` while the first read runs.
+   * @type {Map<string, { checks: import('../src/history.js').MonitorCheck[], uptime: import('../src/history.js').MonitorUptime | null } | null>}
+   */
+  const monitorHistory = new Map();
+  /** Reads under way, and monitors whose history changed again while one ran. */
+  const reading = new Set();
+  const readAgain = new Set();
+  let historyToken = '';
+  /** @type {string | null} */
+  let historyAccount = null;
+
+  /** @param {Section} name @param {string} key */
+  const shows = (name, key) => focus === null || (name === 'monitors' && key === focus);
+
+  /** Starts reading the history of monitors shown for the first time. @param {string[]} ids */
+  function wantHistory(ids) {
+    for (const id of ids) if (!monitorHistory.has(id)) refreshHistory(id);
+  }
+
+  /** Reads a monitor's recent checks and uptime, then redraws its row. @param {string} id */
+  function refreshHistory(id) {
+    const hub = client;
+    if (!hub || historyAccount === null || !shows('monitors', id)) return;
+    if (reading.has(id)) {
+      readAgain.add(id);
+      return;
+    }
+    if (!monitorHistory.has(id)) monitorHistory.set(id, null);
+    reading.add(id);
+    const from = { url: location.origin, token: historyToken };
+    const account = historyAccount;
+    Promise.all([
+      Statushub.fetchMonitorHistory(from, account, id, { limit: BAR_SLOTS }),
+      Statushub.fetchMonitorUptime(from, account, id),
+    ])
+      .then(([history, uptime]) => {
+        if (client === hub) monitorHistory.set(id, { checks: history.checks, uptime });
+      })
+      .catch((e) => {
+        // A removed monitor has no history; anything else is tried again with the next refresh.
+        if (client === hub && e?.status === 404) monitorHistory.delete(id);
+      })
+      .finally(() => {
+        reading.delete(id);
+        if (client !== hub) return;
+        if (readAgain.delete(id)) refreshHistory(id);
+        else renderSection('monitors', hub.getState(), new Set());
+      });
+  }
+
+  /** @param {string} tag @param {Record<string, string | number>} attrs */
+  function svg(tag, attrs) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+    return node;
+  }
+
+  /** The uptime bar and the latency sparkline of one monitor's recent checks. @param {string} key */
+  function historyCells(key) {
+    const known = monitorHistory.get(key);
+    const checks = known?.checks ?? [];
+    const slots = Statushub.uptimeBar(checks, BAR_SLOTS);
+    const bar = svg('svg', { class: 'uptime-bar', viewBox: `0 0 ${BAR_SLOTS * 4} 16`, width: BAR_SLOTS * 4, height: 16, role: 'img' });
+    slots.forEach((slot, i) => bar.append(svg('rect', { class: slot, x: i * 4, y: 0, width: 3, height: 16, rx: 1 })));
+    const up = slots.filter((s) => s === 'up').length;
+    const down = slots.filter((s) => s === 'down').length;
+    bar.dataset.up = String(up);
+    bar.dataset.down = String(down);
+    bar.setAttribute('aria-label', `last ${up + down} checks: ${up} passed, ${down} failed`);
+    const latencies = checks.map((c) => c.latencyMs);
+    const spark = svg('svg', { class: 'sparkline', viewBox: '0 0 120 24', width: 120, height: 24, role: 'img' });
+    spark.append(svg('path', { d: Statushub.sparklinePath(latencies, 120, 22) || 'M0 23H120', transform: 'translate(0 1)' }));
+    spark.setAttribute('aria-label', latencies.length ? `latency ${Math.min(...latencies)}–${Math.max(...latencies)} ms` : 'no checks yet');
+    const uptime = known?.uptime ?? null;
+    const figures = el('td', {
+      className: uptime ? 'uptime' : 'muted',
+      text: uptime ? `${Statushub.formatUptime(uptime.uptime['24h'])} / ${Statushub.formatUptime(uptime.uptime['30d'])}` : '—',
+      title: uptime ? `p50 ${uptime.latencyMs.p50 ?? '—'} ms · p95 ${uptime.latencyMs.p95 ?? '—'} ms over 24 h` : '',
+    });
+    return [el('td', { className: 'history' }, [bar, spark]), figures];
   }
 
   // ---- event log -----------------------------------------------------------------------------
@@ -281,7 +381,10 @@
       if (client !== hub) return;
       const log = $('log');
       const shownSeqs = new Set([...log.querySelectorAll('li[data-seq]')].map((li) => /** @type {HTMLElement} */ (li).dataset.seq));
-      const older = (body.events ?? []).filter((e) => e.seq <= upTo && !shownSeqs.has(String(e.seq))).reverse();
+      const older = (body.events ?? [])
+        .filter((e) => e.seq <= upTo && !shownSeqs.has(String(e.seq)))
+        .filter((e) => focus === null || Statushub.eventSection(e.event, e.data)?.join(':') === `monitors:${focus}`)
+        .reverse();
       log.append(...older.map((e) => eventItem(e.event, e.data, e, 'history')));
     } catch {
       // The live log goes on without the history.
@@ -347,12 +450,20 @@
     }
     $('signin').hidden = true;
     $('dashboard').hidden = false;
+    // `?monitor=`: only the monitors card, with only that monitor.
+    for (const name of Statushub.SECTIONS) {
+      const card = $(name).closest('section');
+      if (card instanceof HTMLElement) card.hidden = focus !== null && name !== 'monitors';
+    }
     $('sign-out').hidden = false;
     const who = $('who');
     who.replaceChildren('account ', el('b', { text: account ?? '?' }), c.sub != null ? ` · ${c.sub}` : '', c.role === 'admin' ? ' · admin' : '');
     document.title = account ? `${account} · statushub` : 'statushub';
     $('log').replaceChildren();
     changedAt.clear();
+    monitorHistory.clear();
+    historyToken = token;
+    historyAccount = account;
     shown = null;
     lastError = null;
     awaitingSnapshot = false;
@@ -403,6 +514,8 @@
         changedAt.set(key, meta.publishedAt);
         flash.add(key);
       }
+      if (focus !== null && !(target?.[0] === 'monitors' && target[1] === focus)) return;
+      if (target?.[0] === 'monitors') refreshHistory(target[1]);
       prepend(eventItem(event, data, meta, 'live'));
       // State listeners already ran with the new state; redraw the touched row to stamp and flash it.
       if (flash.size && target) renderSection(target[0], hub.getState(), flash);
@@ -442,6 +555,10 @@
     start(token);
   });
   $('sign-out').addEventListener('click', signOut);
+  // Uptime bars and figures move with every check, not only with changes of health.
+  setInterval(() => {
+    if (client) for (const id of monitorHistory.keys()) refreshHistory(id);
+  }, HISTORY_REFRESH_MS);
   // Relative times ("12 s ago") stay true without waiting for the next event.
   setInterval(() => {
     for (const t of document.querySelectorAll('time[data-rel]')) {

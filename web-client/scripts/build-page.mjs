@@ -15,7 +15,7 @@ const outfile = `${root}page/statushub-client.js`;
 
 const result = await build({
   absWorkingDir: root,
-  entryPoints: ['src/index.ts'],
+  entryPoints: ['src/page.ts'],
   bundle: true,
   format: 'iife',
   globalName: 'Statushub',

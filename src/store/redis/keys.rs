@@ -37,6 +37,21 @@ impl AccountKeys {
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}:idem:{key}", self.tagged)
     }
+
+    /// Set of the ids of the account's monitors that have history.
+    pub fn history_monitors(&self) -> String {
+        format!("{}:hist", self.tagged)
+    }
+
+    /// One monitor's history: its checks, buckets and transitions (zsets by time).
+    pub fn history(&self, monitor_id: &str) -> [String; 3] {
+        let base = format!("{}:hist:{monitor_id}", self.tagged);
+        [
+            format!("{base}:checks"),
+            format!("{base}:buckets"),
+            format!("{base}:transitions"),
+        ]
+    }
 }
 
 /// The suffixes `SCAN` looks for when it has to visit every account.

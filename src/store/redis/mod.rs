@@ -31,12 +31,16 @@
 //!   Redis is back, and Lua scripts Redis forgot are loaded again. An append
 //!   that times out may still have been applied (the reply was lost): a
 //!   retry with the same `Idempotency-Key` answers with its receipt.
+//! - History (`history`, `scripts/record_check.lua`): per monitor sorted
+//!   sets of checks, hourly buckets and transitions, kept bounded by the
+//!   script that records each check.
 //! - Durability: `Ok` means Redis applied the script; whether that survives
 //!   a Redis crash depends on its AOF settings, checked at start (`conn`,
 //!   docs/CLUSTER.md).
 
 mod codec;
 mod conn;
+mod history;
 mod keys;
 mod monitors;
 mod reads;

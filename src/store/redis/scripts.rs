@@ -12,6 +12,7 @@ pub struct Scripts {
     pub trim: Script,
     pub save_monitor_state: Script,
     pub delete_monitor: Script,
+    pub record_check: Script,
 }
 
 pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -21,4 +22,5 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     trim: Script::new(include_str!("scripts/trim.lua")),
     save_monitor_state: Script::new(include_str!("scripts/save_monitor_state.lua")),
     delete_monitor: Script::new(include_str!("scripts/delete_monitor.lua")),
+    record_check: Script::new(include_str!("scripts/record_check.lua")),
 });

@@ -62,6 +62,8 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))));
 "#,
+    // Monitor history (`history`).
+    super::history::SCHEMA,
 ];
 
 pub(super) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {

@@ -4,6 +4,7 @@
 //! it checkpoints the WAL and stops.
 
 use super::{
+    history::{self, HistoryWrite},
     log::{self, Outcome},
     monitors::{self, MonitorWrite},
     now_ms, unavailable,
@@ -23,6 +24,7 @@ const MAX_BATCH: usize = 512;
 pub(super) enum WriteOp {
     Append(Draft, oneshot::Sender<Result<Appended, StoreError>>),
     Monitor(MonitorWrite, oneshot::Sender<Result<bool, StoreError>>),
+    History(HistoryWrite, oneshot::Sender<Result<bool, StoreError>>),
     Trim(oneshot::Sender<Result<u64, StoreError>>),
     /// Commit what is pending, checkpoint, answer, stop.
     Close(oneshot::Sender<Result<(), StoreError>>),
@@ -32,6 +34,7 @@ pub(super) enum WriteOp {
 enum Pending {
     Append(Draft, oneshot::Sender<Result<Appended, StoreError>>),
     Monitor(MonitorWrite, oneshot::Sender<Result<bool, StoreError>>),
+    History(HistoryWrite, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 impl Pending {
@@ -40,7 +43,7 @@ impl Pending {
             Pending::Append(_, reply) => {
                 let _ = reply.send(Err(e));
             }
-            Pending::Monitor(_, reply) => {
+            Pending::Monitor(_, reply) | Pending::History(_, reply) => {
                 let _ = reply.send(Err(e));
             }
         }
@@ -90,6 +93,7 @@ impl Writer {
                 match op {
                     WriteOp::Append(draft, reply) => batch.push(Pending::Append(draft, reply)),
                     WriteOp::Monitor(write, reply) => batch.push(Pending::Monitor(write, reply)),
+                    WriteOp::History(write, reply) => batch.push(Pending::History(write, reply)),
                     WriteOp::Trim(reply) => {
                         let _ = reply.send(self.trim().map_err(unavailable));
                     }
@@ -134,7 +138,8 @@ impl Writer {
                         (Pending::Append(_, reply), Written::Append(outcome)) => {
                             let _ = reply.send(outcome.map(|o| self.announce(o)));
                         }
-                        (Pending::Monitor(_, reply), Written::Monitor(done)) => {
+                        (Pending::Monitor(_, reply), Written::Monitor(done))
+                        | (Pending::History(_, reply), Written::Monitor(done)) => {
                             let _ = reply.send(Ok(done));
                         }
                         // `write_batch` answers each write in kind; never reached.
@@ -185,6 +190,7 @@ impl Writer {
                 Pending::Monitor(write, _) => {
                     Written::Monitor(monitors::write_monitor(&tx, write, now)?)
                 }
+                Pending::History(write, _) => Written::Monitor(history::write_history(&tx, write)?),
             });
         }
         heads.save(&tx, &self.retention)?;
