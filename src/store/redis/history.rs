@@ -14,7 +14,7 @@ use crate::store::{
     AccountCounts, Bucket, CheckRecord, HistoryPolicy, HistoryRange, MAX_TRANSITIONS,
     MonitorHistory, StoreError, StoreFuture, Transition,
 };
-use redis::aio::ConnectionManager;
+
 use serde::{Serialize, de::DeserializeOwned};
 use std::sync::{
     LazyLock,
@@ -40,7 +40,7 @@ fn member<T: Serialize>(value: &T) -> String {
 }
 
 async fn record(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: &str,
     monitor_id: &str,
@@ -88,7 +88,7 @@ fn decode<T: DeserializeOwned>(members: Vec<String>) -> Vec<T> {
 }
 
 async fn range(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: &str,
     monitor_id: &str,
@@ -123,7 +123,7 @@ async fn range(
 }
 
 async fn counts(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: &str,
     since_ms: i64,
@@ -153,7 +153,7 @@ async fn counts(
 }
 
 async fn forget(
-    mut conn: ConnectionManager,
+    mut conn: conn::Conn,
     keys: &Keys,
     account_id: &str,
     monitor_id: &str,
