@@ -10,6 +10,7 @@
 //!   sent on the feed channel handed to it at open, per account in sequence
 //!   order, so the hub never has to re-order.
 //! - [`MonitorStore`] (`monitors`): heartbeat monitors' settings and check state.
+//! - [`JobStore`] (`jobs`): tracked sync jobs and their one-running-per-kind guard.
 //!
 //! Later roles (sync jobs, a webhook outbox, monitor history) each get a trait
 //! of their own here and a field in [`Stores`]; none exists yet.
@@ -20,6 +21,7 @@
 //! the hub; [`RedisStore`] implements every role on Redis (cluster mode,
 //! `redis`). Each passes the conformance suite in `tests/store_conformance.rs`.
 
+pub mod jobs;
 mod log;
 mod memory;
 mod monitors;
@@ -27,6 +29,7 @@ pub mod redis;
 mod sqlite;
 
 pub use crate::event::Section;
+pub use jobs::{JobQuery, JobStore, StoredJob};
 pub use log::{
     Appended, Body, Derive, Draft, EntryChange, EventLog, Feed, History, Idempotency, Receipt,
     Snapshot,
@@ -57,14 +60,16 @@ pub enum StoreError {
 pub struct Stores {
     pub log: Arc<dyn EventLog>,
     pub monitors: Arc<dyn MonitorStore>,
+    pub jobs: Arc<dyn JobStore>,
 }
 
 impl Stores {
     /// Every role served by one backend.
-    pub fn shared<S: EventLog + MonitorStore>(store: Arc<S>) -> Stores {
+    pub fn shared<S: EventLog + MonitorStore + JobStore>(store: Arc<S>) -> Stores {
         Stores {
             log: store.clone(),
-            monitors: store,
+            monitors: store.clone(),
+            jobs: store,
         }
     }
 

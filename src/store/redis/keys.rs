@@ -37,6 +37,12 @@ impl AccountKeys {
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}:idem:{key}", self.tagged)
     }
+
+    /// Another key of this account, `<prefix>:{<account>}:<what>` (for roles
+    /// that keep their own layout, such as `jobs`).
+    pub fn key(&self, what: &str) -> String {
+        format!("{}:{what}", self.tagged)
+    }
 }
 
 /// The suffixes `SCAN` looks for when it has to visit every account.
@@ -68,6 +74,12 @@ impl Keys {
             channel: format!("{tagged}:feed"),
             tagged,
         }
+    }
+
+    /// A key of the deployment rather than of one account,
+    /// `<prefix>:<what>` (an index to visit accounts without `SCAN`).
+    pub fn global(&self, what: &str) -> String {
+        format!("{}:{what}", self.prefix)
     }
 
     /// A `SCAN MATCH` pattern for one kind of per-account key.

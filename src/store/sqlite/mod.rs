@@ -10,8 +10,10 @@
 //! - `schema`: migrations and connection settings;
 //! - `writer`: the writer thread, its batches and the feed;
 //! - `log`: the [`EventLog`](super::EventLog) role's SQL;
-//! - `monitors`: the [`MonitorStore`](super::MonitorStore) role's SQL.
+//! - `monitors`: the [`MonitorStore`](super::MonitorStore) role's SQL;
+//! - `jobs`: the [`JobStore`](super::JobStore) role's SQL.
 
+mod jobs;
 mod log;
 mod monitors;
 mod schema;

@@ -4,6 +4,7 @@
 //! it checkpoints the WAL and stops.
 
 use super::{
+    jobs::{self, JobWrite, JobWritten},
     log::{self, Outcome},
     monitors::{self, MonitorWrite},
     now_ms, unavailable,
@@ -23,6 +24,7 @@ const MAX_BATCH: usize = 512;
 pub(super) enum WriteOp {
     Append(Draft, oneshot::Sender<Result<Appended, StoreError>>),
     Monitor(MonitorWrite, oneshot::Sender<Result<bool, StoreError>>),
+    Job(JobWrite, oneshot::Sender<Result<JobWritten, StoreError>>),
     Trim(oneshot::Sender<Result<u64, StoreError>>),
     /// Commit what is pending, checkpoint, answer, stop.
     Close(oneshot::Sender<Result<(), StoreError>>),
@@ -32,6 +34,7 @@ pub(super) enum WriteOp {
 enum Pending {
     Append(Draft, oneshot::Sender<Result<Appended, StoreError>>),
     Monitor(MonitorWrite, oneshot::Sender<Result<bool, StoreError>>),
+    Job(JobWrite, oneshot::Sender<Result<JobWritten, StoreError>>),
 }
 
 impl Pending {
@@ -43,6 +46,9 @@ impl Pending {
             Pending::Monitor(_, reply) => {
                 let _ = reply.send(Err(e));
             }
+            Pending::Job(_, reply) => {
+                let _ = reply.send(Err(e));
+            }
         }
     }
 }
@@ -51,6 +57,7 @@ impl Pending {
 enum Written {
     Append(Result<Outcome, StoreError>),
     Monitor(bool),
+    Job(Result<JobWritten, StoreError>),
 }
 
 pub(super) struct Writer {
@@ -90,6 +97,7 @@ impl Writer {
                 match op {
                     WriteOp::Append(draft, reply) => batch.push(Pending::Append(draft, reply)),
                     WriteOp::Monitor(write, reply) => batch.push(Pending::Monitor(write, reply)),
+                    WriteOp::Job(write, reply) => batch.push(Pending::Job(write, reply)),
                     WriteOp::Trim(reply) => {
                         let _ = reply.send(self.trim().map_err(unavailable));
                     }
@@ -136,6 +144,9 @@ impl Writer {
                         }
                         (Pending::Monitor(_, reply), Written::Monitor(done)) => {
                             let _ = reply.send(Ok(done));
+                        }
+                        (Pending::Job(_, reply), Written::Job(done)) => {
+                            let _ = reply.send(done);
                         }
                         // `write_batch` answers each write in kind; never reached.
                         (pending, _) => {
@@ -185,6 +196,7 @@ impl Writer {
                 Pending::Monitor(write, _) => {
                     Written::Monitor(monitors::write_monitor(&tx, write, now)?)
                 }
+                Pending::Job(write, _) => Written::Job(jobs::write_job(&tx, write, now)?),
             });
         }
         heads.save(&tx, &self.retention)?;
