@@ -115,8 +115,17 @@ impl Coalescer {
         Ok(())
     }
 
-    async fn flush_at(self: Arc<Self>, at: Instant, key: Key, slot: Arc<Slot>) {
-        tokio::time::sleep_until(at).await;
+    async fn flush_at(self: Arc<Self>, mut at: Instant, key: Key, slot: Arc<Slot>) {
+        // An event published at once since the timer was set starts a new
+        // window: wait for the end of that one instead.
+        loop {
+            tokio::time::sleep_until(at).await;
+            let state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
+            match state.last_emit.map(|t| t + self.window) {
+                Some(end) if end > Instant::now() => at = end,
+                _ => break,
+            }
+        }
         let parked = {
             let mut state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
             state.timer = false;
@@ -164,5 +173,92 @@ impl Coalescer {
             let idle = state.last_emit.is_none_or(|at| now >= at + linger);
             !(state.finished && !state.timer && state.parked.is_none() && idle)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::{Limits, Retention},
+        event::SYNC_PROGRESS,
+        store::MemoryLog,
+    };
+    use serde_json::json;
+
+    fn offer(version: u64, done: u64, status: &str) -> Offer {
+        Offer {
+            account_id: "acc".into(),
+            sync_id: "s1".into(),
+            version,
+            data: json!({"syncId": "s1", "status": status, "progress": {"done": done}}),
+            status_change: status != "running" || version == 1,
+            finished: status == "completed",
+        }
+    }
+
+    async fn published(hub: &Hub) -> Vec<serde_json::Value> {
+        let history = hub.history("acc", 0, 100_000).await.expect("history");
+        history
+            .events
+            .iter()
+            .filter(|e| e.event == SYNC_PROGRESS)
+            .map(|e| serde_json::from_str(e.data.get()).expect("json"))
+            .collect()
+    }
+
+    /// 10,000 reports over one second of (paused, controlled) time: at most
+    /// one event per 250 ms window besides the start and the end, and the
+    /// last event carries the last values exactly.
+    #[tokio::test(start_paused = true)]
+    async fn ten_thousand_reports_make_a_bounded_number_of_events() {
+        let (feed, rx) = tokio::sync::mpsc::channel(100_000);
+        let log = Arc::new(MemoryLog::new(Retention::default(), feed));
+        let hub = Hub::start(log, rx, Limits::default());
+        let coalescer = Coalescer::new(hub.clone(), WINDOW);
+        coalescer
+            .offer(offer(1, 0, "running"))
+            .await
+            .expect("start");
+        for done in 1..=10_000u64 {
+            coalescer
+                .offer(offer(done + 1, done, "running"))
+                .await
+                .expect("report");
+            if done % 10 == 0 {
+                tokio::time::advance(Duration::from_millis(1)).await;
+            }
+        }
+        // The window's parked values go out when it ends, unprompted.
+        tokio::time::advance(WINDOW).await;
+        tokio::task::yield_now().await;
+        let events = published(&hub).await;
+        let progress = events.len() - 1;
+        assert!(
+            (4..=5).contains(&progress),
+            "{progress} progress events in 1 s"
+        );
+        assert_eq!(
+            events.last().unwrap()["progress"]["done"],
+            10_000,
+            "the latest values"
+        );
+        coalescer
+            .offer(offer(10_002, 10_000, "completed"))
+            .await
+            .expect("end");
+        let events = published(&hub).await;
+        assert_eq!(
+            events.last().unwrap()["status"],
+            "completed",
+            "a status change is its own event"
+        );
+        // An older state arriving late is dropped, not published after the end.
+        coalescer
+            .offer(offer(10_001, 9_999, "running"))
+            .await
+            .expect("late");
+        tokio::time::advance(WINDOW * 2).await;
+        assert_eq!(published(&hub).await.len(), events.len());
     }
 }
