@@ -133,7 +133,7 @@ impl Jobs {
         id: &str,
         report: &ProgressReport,
     ) -> Result<JobView, JobError> {
-        let job = self
+        let (job, _) = self
             .change(account_id, id, |job, now| {
                 job.report(report, now, rand::random())
             })
@@ -142,7 +142,7 @@ impl Jobs {
     }
 
     pub async fn cancel(&self, account_id: &str, id: &str) -> Result<JobView, JobError> {
-        let job = self
+        let (job, _) = self
             .change(account_id, id, |job, now| job.cancel(now))
             .await?;
         Ok(JobView::from(&job))
@@ -203,10 +203,9 @@ impl Jobs {
         let due = self.store.due_jobs((self.clock)(), SWEEP_BATCH).await?;
         let mut changed = 0;
         for stored in due {
-            let before = parse(&stored)?;
             let rule = |job: &Job, now| Ok(job.sweep(now, rand::random()));
             match self.change(&stored.account_id, &stored.id, rule).await {
-                Ok(after) if after != before => changed += 1,
+                Ok((_, true)) => changed += 1,
                 Ok(_) => {}
                 // A due retry whose kind runs another job waits for it.
                 Err(JobError::InProgress { .. } | JobError::NotFound(_)) => {}
@@ -233,20 +232,21 @@ impl Jobs {
 
     /// Read → rule → compare-and-set, again from the top when another
     /// writer moved the job in between. The rule answers `None` for "no
-    /// change", and the job is returned as it is.
+    /// change", and the job is returned as it is; the flag says whether
+    /// this call wrote.
     async fn change(
         &self,
         account_id: &str,
         id: &str,
         rule: impl Fn(&Job, i64) -> Result<Option<Job>, Refusal>,
-    ) -> Result<Job, JobError> {
+    ) -> Result<(Job, bool), JobError> {
         for _ in 0..MAX_ROUNDS {
             let Some(stored) = self.store.get_job(account_id, id).await? else {
                 return Err(JobError::NotFound(id.to_owned()));
             };
             let job = parse(&stored)?;
             let Some(next) = rule(&job, (self.clock)())? else {
-                return Ok(job);
+                return Ok((job, false));
             };
             let version = stored.version + 1;
             match self
@@ -257,7 +257,7 @@ impl Jobs {
                 Updated::Done => {
                     self.announce(account_id, &next, version, next.is_status_change(&job))
                         .await;
-                    return Ok(next);
+                    return Ok((next, true));
                 }
                 Updated::Moved(_) => continue,
                 Updated::Busy(running) => {
