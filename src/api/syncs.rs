@@ -63,13 +63,10 @@ impl IntoResponse for Failure {
         match self {
             Failure::Api(e) => e.into_response(),
             // The contract's error shape, plus the running job's id.
-            Failure::Job(e @ JobError::InProgress { .. }) => {
-                let JobError::InProgress { ref id, .. } = e else {
-                    unreachable!()
-                };
+            Failure::Job(JobError::InProgress { id, kind }) => {
                 let body = json!({"error": {
                     "code": "sync_in_progress",
-                    "message": e.to_string(),
+                    "message": format!("a {kind:?} sync is already running: {id}"),
                     "syncId": id,
                 }});
                 (StatusCode::CONFLICT, Json(body)).into_response()
