@@ -18,7 +18,7 @@ pub struct Progress {
 }
 
 /// A job as the API answers it; `sync_progress` carries the same fields
-/// without `checkpoint` and `metadata`.
+/// without `checkpoint` (which only API keys read).
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobView {

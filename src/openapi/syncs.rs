@@ -136,7 +136,7 @@ pub fn sync_stats() {}
 
 /// `GET /v1/accounts/{account}/syncs/{id}`
 #[utoipa::path(get, path = "/v1/accounts/{account}/syncs/{id}", tag = "syncs",
-    summary = "One sync job (checkpoint and metadata only for API keys)",
+    summary = "One sync job (its checkpoint only for API keys)",
     params(SyncPath, TokenQuery),
     responses(
         (status = 200, description = "The job", body = JobView),
