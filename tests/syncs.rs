@@ -426,3 +426,24 @@ async fn bad_input_on_every_endpoint_changes_nothing() {
         "no job was created"
     );
 }
+
+#[tokio::test]
+async fn the_servers_sweeper_fails_a_job_whose_worker_went_silent() {
+    let server = TestServer::start().await;
+    let (status, job) = server
+        .post(SYNCS, &json!({"kind": "orders", "staleAfterMs": 1000}))
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let path = format!("{SYNCS}/{}", job["syncId"].as_str().unwrap());
+    common::wait_for(
+        "the sweeper to fail the silent job",
+        common::WAIT,
+        || async { server.get(&path, Some(API_KEY)).await.1["status"] == "failed" },
+    )
+    .await;
+    let (_, failed) = server.get(&path, Some(API_KEY)).await;
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("stale: no progress for 1s"), "{error}");
+    // The kind is free again.
+    start(&server, "orders").await;
+}

@@ -102,7 +102,7 @@ impl RedisStore {
         let jk = job_keys(&k);
         let idem_key = idem.as_ref().map_or_else(
             || k.key("job-idem"),
-            |i| k.idempotency(&format!("job:{}", i.key)),
+            |i| k.key(&format!("job-idem:{}", i.key)),
         );
         let _: () =
             conn::bounded(conn.sadd(self.keys.global("jobs-accounts"), &job.account_id)).await?;
