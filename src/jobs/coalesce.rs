@@ -156,7 +156,7 @@ impl Coalescer {
         let body = Body::Entry {
             section: Section::Jobs,
             key: key.1.clone(),
-            derive: Arc::new(move |_| EntryChange::kept(data.clone())),
+            derive: Arc::new(move |previous| newest(previous, &data)),
         };
         self.hub.publish(&key.0, SYNC_PROGRESS, body, None).await?;
         *published = version;
@@ -176,6 +176,20 @@ impl Coalescer {
     }
 }
 
+/// The event carries `data`; the snapshot entry stays the previous one
+/// when that has a higher `revision` (another node published a newer state
+/// of the job first), so the snapshot never goes back in a job's life.
+fn newest(previous: Option<&Value>, data: &Value) -> EntryChange {
+    let revision = |v: &Value| v.get("revision").and_then(Value::as_u64).unwrap_or(0);
+    match previous {
+        Some(previous) if revision(previous) > revision(data) => EntryChange {
+            data: data.clone(),
+            entry: Some(previous.clone()),
+        },
+        _ => EntryChange::kept(data.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +205,7 @@ mod tests {
             account_id: "acc".into(),
             sync_id: "s1".into(),
             version,
-            data: json!({"syncId": "s1", "status": status, "progress": {"done": done}}),
+            data: json!({"syncId": "s1", "status": status, "progress": {"done": done}, "revision": version}),
             status_change: status != "running" || version == 1,
             finished: status == "completed",
         }
@@ -252,6 +266,11 @@ mod tests {
             events.last().unwrap()["status"],
             "completed",
             "a status change is its own event"
+        );
+        assert_eq!(
+            newest(Some(&json!({"revision": 7})), &json!({"revision": 6})).entry,
+            Some(json!({"revision": 7})),
+            "an older revision never replaces the snapshot entry"
         );
         // An older state arriving late is dropped, not published after the end.
         coalescer

@@ -279,7 +279,7 @@ impl Jobs {
             account_id: account_id.to_owned(),
             sync_id: job.sync_id.clone(),
             version,
-            data: JobView::from(job).event_data(),
+            data: JobView::from(job).event_data(version),
             status_change,
             finished: job.status.is_finished() && job.next_retry_ms.is_none(),
         };

@@ -91,11 +91,14 @@ impl From<&Job> for JobView {
 }
 
 impl JobView {
-    /// The `sync_progress` data and the snapshot's `jobs` entry.
-    pub fn event_data(&self) -> Value {
+    /// The `sync_progress` data and the snapshot's `jobs` entry, with the
+    /// stored version as `revision`: it orders one job's events, also when
+    /// two nodes publish them.
+    pub fn event_data(&self, revision: u64) -> Value {
         let mut data = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Some(fields) = data.as_object_mut() {
             fields.remove("checkpoint");
+            fields.insert("revision".into(), revision.into());
         }
         data
     }

@@ -109,6 +109,8 @@ export interface SyncProgress {
   /** True when the hub re-ran the attempt and no worker has reported on it yet. */
   awaitingWorker?: boolean;
   metadata?: Record<string, unknown>;
+  /** Orders one job's events: a higher revision is a newer state. */
+  revision?: number;
 }
 
 /** `snapshot`: the latest state of an account, and the seq it reflects. */
