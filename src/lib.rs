@@ -18,6 +18,7 @@ pub mod event;
 pub mod heartbeat;
 pub mod http;
 pub mod hub;
+pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod page;

@@ -10,6 +10,7 @@ use crate::{
     heartbeat::{Heartbeat, HeartbeatError},
     http::{self, Shutdown, Timeouts},
     hub::Hub,
+    jobs::{self, Jobs},
     page,
     rate_limit::PublishLimiter,
     store::{ConnectError, FanoutStats, Feed, RedisSettings, RedisStore, StoreError, Stores},
@@ -80,6 +81,7 @@ pub struct Server {
     stores: Stores,
     hub: Arc<Hub>,
     heartbeat: Arc<Heartbeat>,
+    jobs: Arc<Jobs>,
     admission: Arc<Admission>,
     /// Cross-node fan-out figures (Redis mode only).
     fanout: Option<Arc<FanoutStats>>,
@@ -125,6 +127,7 @@ impl Server {
                 return Err(e.into());
             }
         };
+        let jobs = Jobs::new(stores.jobs.clone(), hub.clone(), jobs::system_clock());
         let signal = CancellationToken::new();
         let admission = Admission::new(&config.limits, hub.metrics.clone(), signal.clone());
         Ok(Server {
@@ -133,6 +136,7 @@ impl Server {
             stores,
             hub,
             heartbeat,
+            jobs,
             admission,
             fanout,
             signal,
@@ -153,10 +157,14 @@ impl Server {
             stores,
             hub,
             heartbeat,
+            jobs,
             admission,
             fanout,
             signal,
         } = self;
+        // The sync job sweeper (stale jobs, due retries) stops with the signal,
+        // before the store closes.
+        tokio::spawn(jobs.clone().run_sweeper(signal.clone(), jobs::SWEEP_EVERY));
         let jwt = Jwt::new(&config.jwt_secret);
         let keys = ApiKeys::new(&config.api_keys);
         let ctx = transport::Context {
@@ -183,6 +191,7 @@ impl Server {
             heartbeat: heartbeat.clone(),
             fanout,
             history: stores.history.clone(),
+            jobs,
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))

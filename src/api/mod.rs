@@ -9,6 +9,7 @@ mod error;
 mod history;
 mod monitors;
 pub(crate) mod ops;
+mod syncs;
 
 pub use error::ApiError;
 
@@ -56,6 +57,8 @@ pub struct AppState {
     pub fanout: Option<Arc<crate::store::FanoutStats>>,
     /// Every monitor check, for history, uptime and stats.
     pub history: Arc<dyn crate::store::MonitorHistory>,
+    /// Tracked sync jobs (`/v1/accounts/{account}/syncs`).
+    pub jobs: Arc<crate::jobs::Jobs>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -76,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/accounts/{account}/status", get(status))
         .merge(monitors::routes())
         .merge(history::routes())
+        .merge(syncs::routes())
         .route(
             "/healthz",
             get(|| async { Json(ServiceStatus { status: "ok" }) }),

@@ -12,6 +12,7 @@
 mod history;
 mod paths;
 mod schemas;
+mod syncs;
 
 use crate::{
     api::bodies::{ErrorBody, EventsPage, MonitorList, ServiceStatus, Unchanged},
@@ -62,6 +63,12 @@ Every error answer is `{\"error\": {\"code\", \"message\"}}`.",
         history::monitor_history,
         history::monitor_uptime,
         history::monitor_stats,
+        syncs::sync_start,
+        syncs::sync_list,
+        syncs::sync_stats,
+        syncs::sync_get,
+        syncs::sync_progress,
+        syncs::sync_cancel,
         paths::websocket,
         paths::healthz,
         paths::readyz,
@@ -93,12 +100,18 @@ Every error answer is `{\"error\": {\"code\", \"message\"}}`.",
         crate::uptime::MonitorHistoryPage,
         crate::uptime::MonitorUptime,
         crate::uptime::MonitorStats,
+        crate::jobs::JobView,
+        crate::jobs::JobPage,
+        crate::jobs::JobStats,
+        crate::jobs::StartRequest,
+        crate::jobs::ProgressReport,
     )),
     modifiers(&Security),
     tags(
         (name = "publish", description = "Backends publish events (API key)"),
         (name = "read", description = "An account's state and history (API key or the account's token)"),
         (name = "monitors", description = "Heartbeat monitors (docs/MONITORS.md)"),
+        (name = "syncs", description = "Tracked sync jobs (docs/JOBS.md)"),
         (name = "realtime", description = "Live transports"),
         (name = "operations", description = "For operators; no credentials"),
     )

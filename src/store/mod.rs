@@ -11,6 +11,7 @@
 //!   order, so the hub never has to re-order.
 //! - [`MonitorStore`] (`monitors`): heartbeat monitors' settings and check state.
 //! - [`MonitorHistory`] (`history`): every check result for a window, downsampled.
+//! - [`JobStore`] (`jobs`): tracked sync jobs and their one-running-per-kind guard.
 //!
 //! Later roles (sync jobs, a webhook outbox, monitor history) each get a trait
 //! of their own here and a field in [`Stores`]; none exists yet.
@@ -22,6 +23,7 @@
 //! `redis`). Each passes the conformance suite in `tests/store_conformance.rs`.
 
 mod history;
+pub mod jobs;
 mod log;
 mod memory;
 mod monitors;
@@ -33,6 +35,7 @@ pub use history::{
     AccountCounts, Bucket, CheckRecord, HistoryPolicy, HistoryRange, MAX_TRANSITIONS,
     MonitorHistory, Transition,
 };
+pub use jobs::{JobQuery, JobStore, StoredJob};
 pub use log::{
     Appended, Body, Derive, Draft, EntryChange, EventLog, Feed, History, Idempotency, Receipt,
     Snapshot,
@@ -64,15 +67,17 @@ pub struct Stores {
     pub log: Arc<dyn EventLog>,
     pub monitors: Arc<dyn MonitorStore>,
     pub history: Arc<dyn MonitorHistory>,
+    pub jobs: Arc<dyn JobStore>,
 }
 
 impl Stores {
     /// Every role served by one backend.
-    pub fn shared<S: EventLog + MonitorStore + MonitorHistory>(store: Arc<S>) -> Stores {
+    pub fn shared<S: EventLog + MonitorStore + MonitorHistory + JobStore>(store: Arc<S>) -> Stores {
         Stores {
             log: store.clone(),
             history: store.clone(),
-            monitors: store,
+            monitors: store.clone(),
+            jobs: store,
         }
     }
 

@@ -128,6 +128,31 @@
   const cell = (value, className) =>
     el('td', { className: className ?? (value == null || value === '' ? 'muted' : ''), text: value == null || value === '' ? '—' : value });
 
+  /**
+   * A sync job's progress: a bar (indeterminate while the total is unknown), the counts and the
+   * worker's results.
+   * @param {any} j
+   */
+  function progressCell(j) {
+    const done = j.progress?.done;
+    const total = j.progress?.total;
+    if (typeof done !== 'number') return cell(null);
+    const bar = el('progress', { className: 'job-bar' });
+    if (typeof total === 'number' && total > 0) {
+      bar.setAttribute('max', String(total));
+      bar.setAttribute('value', String(Math.min(done, total)));
+    } else if (j.status === 'completed') {
+      bar.setAttribute('max', '1');
+      bar.setAttribute('value', '1');
+    }
+    const results =
+      j.results && typeof j.results === 'object'
+        ? Object.entries(j.results).map(([name, value]) => `${name} ${value}`).join(', ')
+        : '';
+    const counts = typeof total === 'number' ? `${done} / ${total}` : String(done);
+    return el('td', {}, [bar, el('span', { className: 'muted', text: ` ${counts}${results ? ` · ${results}` : ''}` })]);
+  }
+
   // ---- sections ------------------------------------------------------------------------------
 
   /** @type {Record<string, 'ok' | 'bad' | 'info' | ''>} */
@@ -182,12 +207,12 @@
     jobs: {
       cells: (key, j) => [
         cell(key, 'id'),
-        cell(j.kind),
+        cell(typeof j.attempt === 'number' && j.attempt > 1 ? `${j.kind} (attempt ${j.attempt})` : j.kind),
         pill(j.status, tones[j.status] ?? ''),
-        cell(j.progress ? `${j.progress.done} / ${j.progress.total}` : null),
-        cell(j.error),
+        progressCell(j),
+        cell(j.error ?? (j.nextRetryAt ? `retry at ${j.nextRetryAt}` : null)),
       ],
-      stamp: (j) => j.finishedAt ?? j.startedAt,
+      stamp: (j) => j.finishedAt ?? j.updatedAt ?? j.startedAt,
     },
   };
 

@@ -92,7 +92,8 @@ export interface SyncProgress {
   syncId: string;
   kind: string;
   status: SyncStatus;
-  progress: { done: number; total: number };
+  /** `total` is null until the worker (or the start) reports one. */
+  progress: { done: number; total: number | null };
   /** RFC 3339. */
   startedAt: string;
   /** RFC 3339. */
@@ -103,6 +104,13 @@ export interface SyncProgress {
   results?: unknown;
   /** RFC 3339: when a failed job is retried. */
   nextRetryAt?: string;
+  /** RFC 3339: the last report (or the start of the current attempt). */
+  updatedAt?: string;
+  /** True when the hub re-ran the attempt and no worker has reported on it yet. */
+  awaitingWorker?: boolean;
+  metadata?: Record<string, unknown>;
+  /** Orders one job's events: a higher revision is a newer state. */
+  revision?: number;
 }
 
 /** `snapshot`: the latest state of an account, and the seq it reflects. */

@@ -52,6 +52,12 @@ impl AccountKeys {
             format!("{base}:transitions"),
         ]
     }
+
+    /// Another key of this account, `<prefix>:{<account>}:<what>` (for roles
+    /// that keep their own layout, such as `jobs`).
+    pub fn key(&self, what: &str) -> String {
+        format!("{}:{what}", self.tagged)
+    }
 }
 
 /// The suffixes `SCAN` looks for when it has to visit every account.
@@ -83,6 +89,12 @@ impl Keys {
             channel: format!("{tagged}:feed"),
             tagged,
         }
+    }
+
+    /// A key of the deployment rather than of one account,
+    /// `<prefix>:<what>` (an index to visit accounts without `SCAN`).
+    pub fn global(&self, what: &str) -> String {
+        format!("{}:{what}", self.prefix)
     }
 
     /// A `SCAN MATCH` pattern for one kind of per-account key.

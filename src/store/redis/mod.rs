@@ -21,6 +21,8 @@
 //!   old seq is told to start over instead of receiving other events under
 //!   numbers it already saw. Snapshot entries are kept: they are state, not
 //!   history.
+//! - Jobs (`jobs`): sync jobs and their one-running-per-kind guard, decided
+//!   by one Lua script per start or compare-and-set update.
 //! - Feed (`subscriber`): every node subscribes to every account's channel
 //!   and feeds what any node committed, once and in seq order per account,
 //!   catching up from the stream on a gap or after a reconnect. The writer
@@ -41,6 +43,7 @@
 mod codec;
 mod conn;
 mod history;
+mod jobs;
 mod keys;
 mod monitors;
 mod reads;

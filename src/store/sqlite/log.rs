@@ -76,6 +76,11 @@ pub(super) fn trim(
         "DELETE FROM idempotency WHERE created_ms < ?1",
         [idem_cutoff],
     )?;
+    // Sync job starts' keys (`store::jobs`) expire alike.
+    tx.execute(
+        "DELETE FROM job_idempotency WHERE created_ms < ?1",
+        [idem_cutoff],
+    )?;
     Ok(dropped as u64)
 }
 

@@ -12,8 +12,10 @@
 //! - `log`: the [`EventLog`](super::EventLog) role's SQL;
 //! - `monitors`: the [`MonitorStore`](super::MonitorStore) role's SQL;
 //! - `history`: the [`MonitorHistory`](super::MonitorHistory) role's SQL.
+//! - `jobs`: the [`JobStore`](super::JobStore) role's SQL.
 
 mod history;
+mod jobs;
 mod log;
 mod monitors;
 mod schema;

@@ -64,6 +64,32 @@ const MIGRATIONS: &[&str] = &[
 "#,
     // Monitor history (`history`).
     super::history::SCHEMA,
+    // Sync jobs (`store::jobs`): at most one running job per (account, kind),
+    // stated by a partial unique index as well as checked by the writer.
+    r#"
+    CREATE TABLE jobs (
+        account_id  TEXT    NOT NULL,
+        id          TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        status      TEXT    NOT NULL,
+        version     INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        deadline_ms INTEGER,
+        doc         TEXT    NOT NULL,
+        PRIMARY KEY (account_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX jobs_by_age ON jobs (account_id, created_ms, id);
+    CREATE INDEX jobs_by_deadline ON jobs (deadline_ms) WHERE deadline_ms IS NOT NULL;
+    CREATE UNIQUE INDEX jobs_one_running ON jobs (account_id, kind) WHERE status = 'running';
+    CREATE TABLE job_idempotency (
+        account_id  TEXT    NOT NULL,
+        key         TEXT    NOT NULL,
+        fingerprint TEXT    NOT NULL,
+        job_id      TEXT    NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        PRIMARY KEY (account_id, key)
+    ) WITHOUT ROWID;
+"#,
 ];
 
 pub(super) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {

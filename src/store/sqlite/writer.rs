@@ -5,6 +5,7 @@
 
 use super::{
     history::{self, HistoryWrite},
+    jobs::{self, JobWrite, JobWritten},
     log::{self, Outcome},
     monitors::{self, MonitorWrite},
     now_ms, unavailable,
@@ -25,6 +26,7 @@ pub(super) enum WriteOp {
     Append(Draft, oneshot::Sender<Result<Appended, StoreError>>),
     Monitor(MonitorWrite, oneshot::Sender<Result<bool, StoreError>>),
     History(HistoryWrite, oneshot::Sender<Result<bool, StoreError>>),
+    Job(JobWrite, oneshot::Sender<Result<JobWritten, StoreError>>),
     Trim(oneshot::Sender<Result<u64, StoreError>>),
     /// Commit what is pending, checkpoint, answer, stop.
     Close(oneshot::Sender<Result<(), StoreError>>),
@@ -35,6 +37,7 @@ enum Pending {
     Append(Draft, oneshot::Sender<Result<Appended, StoreError>>),
     Monitor(MonitorWrite, oneshot::Sender<Result<bool, StoreError>>),
     History(HistoryWrite, oneshot::Sender<Result<bool, StoreError>>),
+    Job(JobWrite, oneshot::Sender<Result<JobWritten, StoreError>>),
 }
 
 impl Pending {
@@ -46,6 +49,9 @@ impl Pending {
             Pending::Monitor(_, reply) | Pending::History(_, reply) => {
                 let _ = reply.send(Err(e));
             }
+            Pending::Job(_, reply) => {
+                let _ = reply.send(Err(e));
+            }
         }
     }
 }
@@ -54,6 +60,7 @@ impl Pending {
 enum Written {
     Append(Result<Outcome, StoreError>),
     Monitor(bool),
+    Job(Result<JobWritten, StoreError>),
 }
 
 pub(super) struct Writer {
@@ -94,6 +101,7 @@ impl Writer {
                     WriteOp::Append(draft, reply) => batch.push(Pending::Append(draft, reply)),
                     WriteOp::Monitor(write, reply) => batch.push(Pending::Monitor(write, reply)),
                     WriteOp::History(write, reply) => batch.push(Pending::History(write, reply)),
+                    WriteOp::Job(write, reply) => batch.push(Pending::Job(write, reply)),
                     WriteOp::Trim(reply) => {
                         let _ = reply.send(self.trim().map_err(unavailable));
                     }
@@ -141,6 +149,9 @@ impl Writer {
                         (Pending::Monitor(_, reply), Written::Monitor(done))
                         | (Pending::History(_, reply), Written::Monitor(done)) => {
                             let _ = reply.send(Ok(done));
+                        }
+                        (Pending::Job(_, reply), Written::Job(done)) => {
+                            let _ = reply.send(done);
                         }
                         // `write_batch` answers each write in kind; never reached.
                         (pending, _) => {
@@ -191,6 +202,7 @@ impl Writer {
                     Written::Monitor(monitors::write_monitor(&tx, write, now)?)
                 }
                 Pending::History(write, _) => Written::Monitor(history::write_history(&tx, write)?),
+                Pending::Job(write, _) => Written::Job(jobs::write_job(&tx, write, now)?),
             });
         }
         heads.save(&tx, &self.retention)?;
