@@ -6,6 +6,7 @@ use crate::{
     admission::Admission,
     api::{self, AppState},
     auth::{ApiKeys, Jwt},
+    cluster::{Node, StoreKind},
     config::{Config, Retention},
     heartbeat::{Heartbeat, HeartbeatError},
     http::{self, Shutdown, Timeouts},
@@ -83,6 +84,8 @@ pub struct Server {
     admission: Arc<Admission>,
     /// Cross-node fan-out figures (Redis mode only).
     fanout: Option<Arc<FanoutStats>>,
+    /// This node: id, leases, store round trip.
+    node: Arc<Node>,
     /// The server's shutdown signal: transports end their connections on
     /// it, admission refuses newcomers, the HTTP layer stops accepting.
     signal: CancellationToken,
@@ -110,15 +113,27 @@ impl Server {
             ),
         };
         let hub = Hub::start(stores.log.clone(), feed_rx, config.limits.clone());
-        let heartbeat =
-            match Heartbeat::start(hub.clone(), stores.monitors.clone(), &config.monitors).await {
-                Ok(heartbeat) => Arc::new(heartbeat),
-                Err(e) => {
-                    hub.stop();
-                    let _ = stores.close().await;
-                    return Err(e.into());
-                }
-            };
+        let kind = match config.redis_url {
+            Some(_) => StoreKind::Redis,
+            None => StoreKind::Sqlite,
+        };
+        let node = Arc::new(Node::start(kind, stores.log.clone(), stores.leases.clone()));
+        let leases = node.leases.clone();
+        let heartbeat = match Heartbeat::start_leased(
+            hub.clone(),
+            stores.monitors.clone(),
+            leases,
+            &config.monitors,
+        )
+        .await
+        {
+            Ok(heartbeat) => Arc::new(heartbeat),
+            Err(e) => {
+                hub.stop();
+                let _ = stores.close().await;
+                return Err(e.into());
+            }
+        };
         let signal = CancellationToken::new();
         let admission = Admission::new(&config.limits, hub.metrics.clone(), signal.clone());
         Ok(Server {
@@ -129,6 +144,7 @@ impl Server {
             heartbeat,
             admission,
             fanout,
+            node,
             signal,
         })
     }
@@ -149,8 +165,13 @@ impl Server {
             heartbeat,
             admission,
             fanout,
+            node,
             signal,
         } = self;
+        // Dropped without its shutdown (the task aborted), the server leaves
+        // as a dead process would: monitors are no longer checked here and
+        // their leases run out on their own.
+        let _halt = HaltOnDrop(heartbeat.clone());
         let jwt = Jwt::new(&config.jwt_secret);
         let keys = ApiKeys::new(&config.api_keys);
         let ctx = transport::Context {
@@ -176,6 +197,7 @@ impl Server {
             )),
             heartbeat: heartbeat.clone(),
             fanout,
+            node: node.clone(),
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))
@@ -265,6 +287,7 @@ impl Server {
         // 6. Background tasks (the hub's dispatcher and retention trim) stop:
         //    no client is left to fan out to.
         hub.stop();
+        node.stop();
         // 7. The store commits what it holds, checkpoints the WAL and
         //    refuses anything later (a request abandoned above gets
         //    `Unavailable`, never a half-write).
@@ -338,10 +361,16 @@ async fn open_redis(url: &str, config: &Config, feed: Feed) -> Result<RedisStore
         "store: Redis (events, snapshots, idempotency records and monitors; the data dir is not used)"
     );
     store.check_durability().await;
-    tracing::warn!(
-        "cluster mode: monitor leases are not built yet, so every node sharing this Redis checks every monitor (duplicate checks); run monitors on one node or accept the extra checks (docs/CLUSTER.md)"
-    );
     Ok(store)
+}
+
+/// Halts the heartbeat when dropped (see `Server::serve`).
+struct HaltOnDrop(Arc<Heartbeat>);
+
+impl Drop for HaltOnDrop {
+    fn drop(&mut self) {
+        self.0.halt();
+    }
 }
 
 /// CORS answers from the same origin policy that guards WebSocket upgrades.

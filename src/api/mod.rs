@@ -53,6 +53,8 @@ pub struct AppState {
     pub publish_limit: Arc<PublishLimiter>,
     /// Cross-node fan-out figures (Redis mode only).
     pub fanout: Option<Arc<crate::store::FanoutStats>>,
+    /// This node's id, store kind, leases and Redis round trip.
+    pub node: Arc<crate::cluster::Node>,
 }
 
 pub fn router(state: AppState) -> Router {

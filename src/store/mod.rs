@@ -10,6 +10,8 @@
 //!   sent on the feed channel handed to it at open, per account in sequence
 //!   order, so the hub never has to re-order.
 //! - [`MonitorStore`] (`monitors`): heartbeat monitors' settings and check state.
+//! - [`LeaseStore`] (`leases`): named leases with an expiry, so one node of
+//!   a cluster does a job (checks a monitor) while it lives.
 //!
 //! Later roles (sync jobs, a webhook outbox, monitor history) each get a trait
 //! of their own here and a field in [`Stores`]; none exists yet.
@@ -20,6 +22,7 @@
 //! the hub; [`RedisStore`] implements every role on Redis (cluster mode,
 //! `redis`). Each passes the conformance suite in `tests/store_conformance.rs`.
 
+mod leases;
 mod log;
 mod memory;
 mod monitors;
@@ -27,6 +30,7 @@ pub mod redis;
 mod sqlite;
 
 pub use crate::event::Section;
+pub use leases::{LeaseGrant, LeaseStore, MemoryLeases};
 pub use log::{
     Appended, Body, Derive, Draft, EntryChange, EventLog, Feed, History, Idempotency, Receipt,
     Snapshot,
@@ -57,13 +61,15 @@ pub enum StoreError {
 pub struct Stores {
     pub log: Arc<dyn EventLog>,
     pub monitors: Arc<dyn MonitorStore>,
+    pub leases: Arc<dyn LeaseStore>,
 }
 
 impl Stores {
     /// Every role served by one backend.
-    pub fn shared<S: EventLog + MonitorStore>(store: Arc<S>) -> Stores {
+    pub fn shared<S: EventLog + MonitorStore + LeaseStore>(store: Arc<S>) -> Stores {
         Stores {
             log: store.clone(),
+            leases: store.clone(),
             monitors: store,
         }
     }

@@ -31,6 +31,9 @@
 //!   Redis is back, and Lua scripts Redis forgot are loaded again. An append
 //!   that times out may still have been applied (the reply was lost): a
 //!   retry with the same `Idempotency-Key` answers with its receipt.
+//! - Leases (`leases`): one key per lease holding its owner, taken with
+//!   `SET NX PX`, renewed and released by small compare-and-set scripts, so
+//!   only the holder extends or frees it and a dead holder's lease expires.
 //! - Durability: `Ok` means Redis applied the script; whether that survives
 //!   a Redis crash depends on its AOF settings, checked at start (`conn`,
 //!   docs/CLUSTER.md).
@@ -38,6 +41,7 @@
 mod codec;
 mod conn;
 mod keys;
+mod leases;
 mod monitors;
 mod reads;
 mod scripts;
@@ -48,8 +52,8 @@ pub use conn::{ConnectError, Durability, RedisSettings};
 pub use subscriber::{FanoutReport, FanoutStats};
 
 use super::{
-    Appended, Draft, EventLog, Feed, History, MonitorStore, Snapshot, StoreError, StoreFuture,
-    StoredMonitor,
+    Appended, Draft, EventLog, Feed, History, LeaseGrant, LeaseStore, MonitorStore, Snapshot,
+    StoreError, StoreFuture, StoredMonitor,
 };
 use crate::config::Retention;
 use keys::Keys;
@@ -323,5 +327,51 @@ impl MonitorStore for RedisStore {
             account_id,
             id,
         ))
+    }
+}
+
+impl LeaseStore for RedisStore {
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, LeaseGrant> {
+        Box::pin(leases::acquire(
+            self.conn.clone(),
+            self.keys.lease(name),
+            owner,
+            ttl,
+        ))
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(leases::renew(
+            self.conn.clone(),
+            self.keys.lease(name),
+            owner,
+            ttl,
+        ))
+    }
+
+    fn release_lease<'a>(&'a self, name: &'a str, owner: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(leases::release(
+            self.conn.clone(),
+            self.keys.lease(name),
+            owner,
+        ))
+    }
+
+    fn lease_holder<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.lease(name);
+        Box::pin(
+            async move { conn::bounded(redis::cmd("GET").arg(key).query_async(&mut conn)).await },
+        )
     }
 }

@@ -12,6 +12,9 @@ pub struct Scripts {
     pub trim: Script,
     pub save_monitor_state: Script,
     pub delete_monitor: Script,
+    pub lease_acquire: Script,
+    pub lease_renew: Script,
+    pub lease_release: Script,
 }
 
 pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -21,4 +24,7 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     trim: Script::new(include_str!("scripts/trim.lua")),
     save_monitor_state: Script::new(include_str!("scripts/save_monitor_state.lua")),
     delete_monitor: Script::new(include_str!("scripts/delete_monitor.lua")),
+    lease_acquire: Script::new(include_str!("scripts/lease_acquire.lua")),
+    lease_renew: Script::new(include_str!("scripts/lease_renew.lua")),
+    lease_release: Script::new(include_str!("scripts/lease_release.lua")),
 });

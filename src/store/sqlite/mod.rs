@@ -10,14 +10,17 @@
 //! - `schema`: migrations and connection settings;
 //! - `writer`: the writer thread, its batches and the feed;
 //! - `log`: the [`EventLog`](super::EventLog) role's SQL;
-//! - `monitors`: the [`MonitorStore`](super::MonitorStore) role's SQL.
+//! - `monitors`: the [`MonitorStore`](super::MonitorStore) role's SQL;
+//! - leases ([`LeaseStore`](super::LeaseStore)) are kept in memory: one
+//!   SQLite file serves one node, the only owner there is, so it is always
+//!   granted what it asks for and nothing needs to survive a restart.
 
 mod log;
 mod monitors;
 mod schema;
 mod writer;
 
-use super::{Feed, StoreError};
+use super::{Feed, LeaseGrant, LeaseStore, MemoryLeases, StoreError, StoreFuture};
 use crate::config::Retention;
 use rusqlite::Connection;
 use std::{
@@ -40,6 +43,7 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Set by `close`: reads fail from then on, as writes do.
     closed: AtomicBool,
+    leases: MemoryLeases,
 }
 
 impl SqliteStore {
@@ -58,6 +62,7 @@ impl SqliteStore {
             readers: Arc::default(),
             path,
             closed: AtomicBool::new(false),
+            leases: MemoryLeases::default(),
         })
     }
 
@@ -116,6 +121,34 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
         .map_err(unavailable)
+    }
+}
+
+impl LeaseStore for SqliteStore {
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: std::time::Duration,
+    ) -> StoreFuture<'a, LeaseGrant> {
+        self.leases.acquire_lease(name, owner, ttl)
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: std::time::Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.leases.renew_lease(name, owner, ttl)
+    }
+
+    fn release_lease<'a>(&'a self, name: &'a str, owner: &'a str) -> StoreFuture<'a, bool> {
+        self.leases.release_lease(name, owner)
+    }
+
+    fn lease_holder<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
+        self.leases.lease_holder(name)
     }
 }
 
