@@ -89,7 +89,10 @@ async fn one_owner_at_a_time(store: Arc<dyn LeaseStore>) {
     );
     for owner in ["b", "a"] {
         assert_eq!(
-            store.acquire_lease(name, owner, LONG).await.expect("acquire"),
+            store
+                .acquire_lease(name, owner, LONG)
+                .await
+                .expect("acquire"),
             LeaseGrant::HeldBy("a".into()),
             "{owner} asks while a holds it"
         );
