@@ -140,6 +140,11 @@ async fn three_nodes_check_a_monitor_once_per_interval_and_take_over_when_its_ho
         ids
     };
     assert_eq!(ids.len(), 3, "every node has its own id");
+    wait_for("a measured Redis round trip", WAIT, || async {
+        let node = node_stats(&nodes[0]).await;
+        node["redisReachable"] == true && node["redisRoundTripMs"].as_f64().is_some()
+    })
+    .await;
 
     let (status, body) = nodes[0]
         .put(
@@ -241,4 +246,51 @@ async fn three_nodes_check_a_monitor_once_per_interval_and_take_over_when_its_ho
         "failures {failures_now} (before the kill {failures_before}), {since_kill} checks since"
     );
     nodes.stop().await;
+}
+
+#[tokio::test]
+async fn a_single_node_holds_every_monitor_and_says_so() {
+    let (endpoint, url) = Endpoint::start().await;
+    let server = TestServer::start().await;
+    let node = node_stats(&server).await;
+    assert_eq!(node["store"], "sqlite", "{node}");
+    assert_eq!(node["redisRoundTripMs"], Value::Null);
+    assert_eq!(node["redisReachable"], Value::Null);
+    for id in ["a", "b"] {
+        let (status, body) = server
+            .put(
+                &format!("/v1/accounts/acme/monitors/{id}"),
+                &json!({ "url": url, "intervalMs": 200, "timeoutMs": 100,
+                         "maxRetries": 0, "backoffMultiplier": 1.0 }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    wait_for("both monitors checked", WAIT, || async {
+        endpoint.count() >= 4 && leases_held(&server).await == 2
+    })
+    .await;
+    let metrics = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("statushub_node_info{node=\"node-"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("statushub_monitor_leases_held 2"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("statushub_redis_up"),
+        "no Redis figures on SQLite"
+    );
+    // A delete gives the lease back.
+    let (status, _) = server.delete("/v1/accounts/acme/monitors/a").await;
+    assert_eq!(status, 204);
+    assert_eq!(leases_held(&server).await, 1);
+    server.stop().await;
 }
