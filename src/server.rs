@@ -190,10 +190,11 @@ impl Server {
             jwt,
             keys,
             max_body_bytes: limits.max_body_bytes,
-            publish_limit: Arc::new(PublishLimiter::new(
+            publish_limit: Arc::new(PublishLimiter::shared(
                 limits.publish_rate,
                 limits.publish_burst,
-                config.api_keys.len(),
+                &config.api_keys,
+                stores.rates.clone(),
             )),
             heartbeat: heartbeat.clone(),
             fanout,

@@ -12,6 +12,7 @@
 //! - [`MonitorStore`] (`monitors`): heartbeat monitors' settings and check state.
 //! - [`LeaseStore`] (`leases`): named leases with an expiry, so one node of
 //!   a cluster does a job (checks a monitor) while it lives.
+//! - [`RateStore`] (`rates`): token buckets, so a rate limit holds across nodes.
 //!
 //! Later roles (sync jobs, a webhook outbox, monitor history) each get a trait
 //! of their own here and a field in [`Stores`]; none exists yet.
@@ -26,6 +27,7 @@ mod leases;
 mod log;
 mod memory;
 mod monitors;
+mod rates;
 pub mod redis;
 mod sqlite;
 
@@ -37,6 +39,7 @@ pub use log::{
 };
 pub use memory::MemoryLog;
 pub use monitors::{MonitorStore, StoredMonitor};
+pub use rates::{MemoryRates, RateStore};
 pub use redis::{ConnectError, Durability, FanoutReport, FanoutStats, RedisSettings, RedisStore};
 pub use sqlite::SqliteStore;
 
@@ -62,14 +65,16 @@ pub struct Stores {
     pub log: Arc<dyn EventLog>,
     pub monitors: Arc<dyn MonitorStore>,
     pub leases: Arc<dyn LeaseStore>,
+    pub rates: Arc<dyn RateStore>,
 }
 
 impl Stores {
     /// Every role served by one backend.
-    pub fn shared<S: EventLog + MonitorStore + LeaseStore>(store: Arc<S>) -> Stores {
+    pub fn shared<S: EventLog + MonitorStore + LeaseStore + RateStore>(store: Arc<S>) -> Stores {
         Stores {
             log: store.clone(),
             leases: store.clone(),
+            rates: store.clone(),
             monitors: store,
         }
     }

@@ -76,6 +76,11 @@ impl Keys {
         format!("{}:lease:{name}", self.prefix)
     }
 
+    /// The key of a token bucket (`<prefix>:rate:<name>`).
+    pub fn rate(&self, name: &str) -> String {
+        format!("{}:rate:{name}", self.prefix)
+    }
+
     /// A `SCAN MATCH` pattern for one kind of per-account key.
     pub fn pattern(&self, suffix: &str) -> String {
         format!("{}:{{*}}{suffix}", self.prefix)

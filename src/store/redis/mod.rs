@@ -34,6 +34,8 @@
 //! - Leases (`leases`): one key per lease holding its owner, taken with
 //!   `SET NX PX`, renewed and released by small compare-and-set scripts, so
 //!   only the holder extends or frees it and a dead holder's lease expires.
+//! - Rates (`rates`): token buckets shared by every node, one hash each,
+//!   taken from by a script on Redis's clock.
 //! - Durability: `Ok` means Redis applied the script; whether that survives
 //!   a Redis crash depends on its AOF settings, checked at start (`conn`,
 //!   docs/CLUSTER.md).
@@ -43,6 +45,7 @@ mod conn;
 mod keys;
 mod leases;
 mod monitors;
+mod rates;
 mod reads;
 mod scripts;
 mod subscriber;
@@ -52,8 +55,8 @@ pub use conn::{ConnectError, Durability, RedisSettings};
 pub use subscriber::{FanoutReport, FanoutStats};
 
 use super::{
-    Appended, Draft, EventLog, Feed, History, LeaseGrant, LeaseStore, MonitorStore, Snapshot,
-    StoreError, StoreFuture, StoredMonitor,
+    Appended, Draft, EventLog, Feed, History, LeaseGrant, LeaseStore, MonitorStore, RateStore,
+    Snapshot, StoreError, StoreFuture, StoredMonitor,
 };
 use crate::config::Retention;
 use keys::Keys;
@@ -373,5 +376,21 @@ impl LeaseStore for RedisStore {
         Box::pin(
             async move { conn::bounded(redis::cmd("GET").arg(key).query_async(&mut conn)).await },
         )
+    }
+}
+
+impl RateStore for RedisStore {
+    fn take_token<'a>(
+        &'a self,
+        name: &'a str,
+        rate: f64,
+        burst: f64,
+    ) -> StoreFuture<'a, Option<Duration>> {
+        Box::pin(rates::take(
+            self.conn.clone(),
+            self.keys.rate(name),
+            rate,
+            burst,
+        ))
     }
 }

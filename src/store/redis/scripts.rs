@@ -15,6 +15,7 @@ pub struct Scripts {
     pub lease_acquire: Script,
     pub lease_renew: Script,
     pub lease_release: Script,
+    pub take_token: Script,
 }
 
 pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -27,4 +28,5 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     lease_acquire: Script::new(include_str!("scripts/lease_acquire.lua")),
     lease_renew: Script::new(include_str!("scripts/lease_renew.lua")),
     lease_release: Script::new(include_str!("scripts/lease_release.lua")),
+    take_token: Script::new(include_str!("scripts/take_token.lua")),
 });

@@ -13,14 +13,17 @@
 //! - `monitors`: the [`MonitorStore`](super::MonitorStore) role's SQL;
 //! - leases ([`LeaseStore`](super::LeaseStore)) are kept in memory: one
 //!   SQLite file serves one node, the only owner there is, so it is always
-//!   granted what it asks for and nothing needs to survive a restart.
+//!   granted what it asks for and nothing needs to survive a restart; so
+//!   are rate buckets ([`RateStore`](super::RateStore)).
 
 mod log;
 mod monitors;
 mod schema;
 mod writer;
 
-use super::{Feed, LeaseGrant, LeaseStore, MemoryLeases, StoreError, StoreFuture};
+use super::{
+    Feed, LeaseGrant, LeaseStore, MemoryLeases, MemoryRates, RateStore, StoreError, StoreFuture,
+};
 use crate::config::Retention;
 use rusqlite::Connection;
 use std::{
@@ -44,6 +47,7 @@ pub struct SqliteStore {
     /// Set by `close`: reads fail from then on, as writes do.
     closed: AtomicBool,
     leases: MemoryLeases,
+    rates: MemoryRates,
 }
 
 impl SqliteStore {
@@ -63,6 +67,7 @@ impl SqliteStore {
             path,
             closed: AtomicBool::new(false),
             leases: MemoryLeases::default(),
+            rates: MemoryRates::default(),
         })
     }
 
@@ -149,6 +154,17 @@ impl LeaseStore for SqliteStore {
 
     fn lease_holder<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
         self.leases.lease_holder(name)
+    }
+}
+
+impl RateStore for SqliteStore {
+    fn take_token<'a>(
+        &'a self,
+        name: &'a str,
+        rate: f64,
+        burst: f64,
+    ) -> StoreFuture<'a, Option<std::time::Duration>> {
+        self.rates.take_token(name, rate, burst)
     }
 }
 
