@@ -45,9 +45,9 @@ pub enum Turn {
 pub trait Runner<K>: Send + Sync + 'static {
     type Probe: Send + 'static;
 
-    /// Decides, before each due check (outside the in-flight limit),
-    /// whether this node checks the monitor now. By default it always does
-    /// (a single node); in a cluster, only the holder of its lease does.
+    /// Decides, before each due check (holding its in-flight permit, so no
+    /// lease runs out waiting for one), whether this node checks the monitor
+    /// now. By default it always does; in a cluster, only its lease holder.
     fn turn(&self, _key: &K) -> impl Future<Output = Turn> + Send {
         async { Turn::Check }
     }
@@ -272,12 +272,12 @@ where
                 biased;
                 _ = stop.cancelled() => return None,
                 probe = async {
+                    let _permit = permits.acquire_owned().await.map_err(|_| None)?;
                     match runner.turn(&task_key).await {
                         Turn::Check => {}
                         Turn::Skip(wait) => return Err(Some(wait)),
                         Turn::Stop => return Err(None),
                     }
-                    let _permit = permits.acquire_owned().await.map_err(|_| None)?;
                     runner.probe(&task_key).await.ok_or(None)
                 } => probe,
             };

@@ -48,10 +48,15 @@ impl MemoryRates {
     pub fn take(&self, name: &str, rate: f64, burst: f64) -> Option<Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let bucket = buckets.entry(name.to_owned()).or_insert(Bucket {
-            tokens: burst,
-            refilled: now,
-        });
+        if !buckets.contains_key(name) {
+            let full = Bucket {
+                tokens: burst,
+                refilled: now,
+            };
+            buckets.insert(name.to_owned(), full);
+        }
+        // Present: inserted just above if it was not.
+        let bucket = buckets.get_mut(name)?;
         let refill = now.duration_since(bucket.refilled).as_secs_f64() * rate;
         bucket.tokens = (bucket.tokens + refill).min(burst);
         bucket.refilled = now;
