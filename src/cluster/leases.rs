@@ -187,3 +187,46 @@ impl Leases {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryLeases;
+
+    #[tokio::test]
+    async fn one_node_holds_and_the_other_takes_over_once_it_expires() {
+        let store: Arc<dyn LeaseStore> = Arc::new(MemoryLeases::default());
+        let a = Leases::new("node-a", store.clone(), true);
+        let b = Leases::new("node-b", store, true);
+        let long = Duration::from_secs(30);
+        assert!(matches!(
+            a.claim("m", long).await,
+            Claim::Acquired { previous: None }
+        ));
+        assert!(matches!(a.claim("m", long).await, Claim::Renewed));
+        let Claim::Elsewhere { holder, lost } = b.claim("m", long).await else {
+            panic!("a holds it");
+        };
+        assert_eq!((holder.as_str(), lost), ("node-a", false));
+        // a stops renewing (dies): once its lease runs out b takes over,
+        // naming the previous owner it saw.
+        assert!(a.extend("m", Duration::from_millis(1)).await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let Claim::Acquired { previous } = b.claim("m", long).await else {
+            panic!("b takes over");
+        };
+        assert_eq!(previous.as_deref(), Some("node-a"));
+        // a comes back: it finds its lease lost, held by b.
+        let Claim::Elsewhere { holder, lost } = a.claim("m", long).await else {
+            panic!("b holds it now");
+        };
+        assert_eq!((holder.as_str(), lost), ("node-b", true));
+        assert!(!a.holds("m") && b.holds("m"));
+        let (ra, rb) = (a.report(), b.report());
+        assert_eq!((ra.held, ra.acquired, ra.lost), (0, 1, 1));
+        assert_eq!((rb.held, rb.acquired, rb.lost), (1, 1, 0));
+        b.release_all().await;
+        assert_eq!(b.report().held, 0);
+        assert!(matches!(a.claim("m", long).await, Claim::Acquired { .. }));
+    }
+}
