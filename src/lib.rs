@@ -11,6 +11,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dev;
 pub mod disconnect;

@@ -6,6 +6,7 @@ use crate::{
     admission::Admission,
     api::{self, AppState},
     auth::{ApiKeys, Jwt},
+    cluster::{Node, StoreKind},
     config::{Config, Retention},
     heartbeat::{Heartbeat, HeartbeatError},
     http::{self, Shutdown, Timeouts},
@@ -85,6 +86,8 @@ pub struct Server {
     admission: Arc<Admission>,
     /// Cross-node fan-out figures (Redis mode only).
     fanout: Option<Arc<FanoutStats>>,
+    /// This node: id, leases, store round trip.
+    node: Arc<Node>,
     /// The server's shutdown signal: transports end their connections on
     /// it, admission refuses newcomers, the HTTP layer stops accepting.
     signal: CancellationToken,
@@ -112,10 +115,17 @@ impl Server {
             ),
         };
         let hub = Hub::start(stores.log.clone(), feed_rx, config.limits.clone());
+        let kind = match config.redis_url {
+            Some(_) => StoreKind::Redis,
+            None => StoreKind::Sqlite,
+        };
+        let node = Arc::new(Node::start(kind, stores.log.clone(), stores.leases.clone()));
+        let leases = node.leases.clone();
         let heartbeat = match Heartbeat::start_recording(
             hub.clone(),
             stores.monitors.clone(),
             stores.history.clone(),
+            leases,
             &config.monitors,
         )
         .await
@@ -139,6 +149,7 @@ impl Server {
             jobs,
             admission,
             fanout,
+            node,
             signal,
         })
     }
@@ -160,11 +171,16 @@ impl Server {
             jobs,
             admission,
             fanout,
+            node,
             signal,
         } = self;
         // The sync job sweeper (stale jobs, due retries) stops with the signal,
         // before the store closes.
         tokio::spawn(jobs.clone().run_sweeper(signal.clone(), jobs::SWEEP_EVERY));
+        // Dropped without its shutdown (the task aborted), the server leaves
+        // as a dead process would: monitors are no longer checked here and
+        // their leases run out on their own.
+        let _halt = HaltOnDrop(heartbeat.clone());
         let jwt = Jwt::new(&config.jwt_secret);
         let keys = ApiKeys::new(&config.api_keys);
         let ctx = transport::Context {
@@ -183,15 +199,17 @@ impl Server {
             jwt,
             keys,
             max_body_bytes: limits.max_body_bytes,
-            publish_limit: Arc::new(PublishLimiter::new(
+            publish_limit: Arc::new(PublishLimiter::shared(
                 limits.publish_rate,
                 limits.publish_burst,
-                config.api_keys.len(),
+                &config.api_keys,
+                stores.rates.clone(),
             )),
             heartbeat: heartbeat.clone(),
             fanout,
             history: stores.history.clone(),
             jobs,
+            node: node.clone(),
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))
@@ -281,6 +299,7 @@ impl Server {
         // 6. Background tasks (the hub's dispatcher and retention trim) stop:
         //    no client is left to fan out to.
         hub.stop();
+        node.stop();
         // 7. The store commits what it holds, checkpoints the WAL and
         //    refuses anything later (a request abandoned above gets
         //    `Unavailable`, never a half-write).
@@ -354,10 +373,16 @@ async fn open_redis(url: &str, config: &Config, feed: Feed) -> Result<RedisStore
         "store: Redis (events, snapshots, idempotency records and monitors; the data dir is not used)"
     );
     store.check_durability().await;
-    tracing::warn!(
-        "cluster mode: monitor leases are not built yet, so every node sharing this Redis checks every monitor (duplicate checks); run monitors on one node or accept the extra checks (docs/CLUSTER.md)"
-    );
     Ok(store)
+}
+
+/// Halts the heartbeat when dropped (see `Server::serve`).
+struct HaltOnDrop(Arc<Heartbeat>);
+
+impl Drop for HaltOnDrop {
+    fn drop(&mut self) {
+        self.0.halt();
+    }
 }
 
 /// CORS answers from the same origin policy that guards WebSocket upgrades.

@@ -59,6 +59,8 @@ pub struct AppState {
     pub history: Arc<dyn crate::store::MonitorHistory>,
     /// Tracked sync jobs (`/v1/accounts/{account}/syncs`).
     pub jobs: Arc<crate::jobs::Jobs>,
+    /// This node's id, store kind, leases and Redis round trip.
+    pub node: Arc<crate::cluster::Node>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -177,9 +179,9 @@ fn require_service(state: &AppState, headers: &HeaderMap) -> Result<usize, ApiEr
 }
 
 /// Publish endpoints: an API key within its rate limit.
-fn require_publisher(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+async fn require_publisher(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let key = require_service(state, headers)?;
-    state.publish_limit.check(key).map_err(|retry_after| {
+    state.publish_limit.check(key).await.map_err(|retry_after| {
         state.hub.metrics.rate_limited();
         ApiError::rate_limited(
             "publish rate limit of this API key exceeded; retry after Retry-After seconds",
@@ -282,7 +284,7 @@ async fn report<R: Report>(
     body: JsonBody<R>,
 ) -> Result<Response, ApiError> {
     let account = account(path)?;
-    require_publisher(&state, &headers)?;
+    require_publisher(&state, &headers).await?;
     let idem = idempotency(&headers, R::ROUTE, &body.raw)?;
     let report = body.value;
     report.validate().map_err(ApiError::bad_request)?;
@@ -308,7 +310,7 @@ async fn custom_event(
     body: JsonBody<CustomEvent>,
 ) -> Result<Response, ApiError> {
     let account = account(path)?;
-    require_publisher(&state, &headers)?;
+    require_publisher(&state, &headers).await?;
     let idem = idempotency(&headers, "events", &body.raw)?;
     let CustomEvent { event: name, data } = body.value;
     event::check_custom_name(&name).map_err(ApiError::bad_request)?;

@@ -5,6 +5,7 @@
 
 use super::AppState;
 use crate::{
+    cluster::NodeReport,
     heartbeat::HeartbeatStats,
     metrics::{Families, Report},
     store::FanoutReport,
@@ -26,6 +27,8 @@ pub(crate) struct Stats {
     /// Cross-node fan-out (Redis mode only).
     #[serde(skip_serializing_if = "Option::is_none")]
     fanout: Option<FanoutReport>,
+    /// This node: id, store kind, Redis round trip, monitor leases.
+    node: NodeReport,
 }
 
 fn report(state: &AppState) -> Stats {
@@ -33,6 +36,7 @@ fn report(state: &AppState) -> Stats {
         hub: state.hub.metrics.report(state.hub.subscription_count()),
         monitors: state.heartbeat.stats(),
         fanout: state.fanout.as_ref().map(|f| f.report()),
+        node: state.node.report(),
     }
 }
 
@@ -41,8 +45,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         hub,
         monitors,
         fanout,
+        node,
     } = report(&state);
-    let mut others: Vec<&dyn Families> = vec![&monitors];
+    let mut others: Vec<&dyn Families> = vec![&monitors, &node];
     if let Some(fanout) = &fanout {
         others.push(fanout);
     }

@@ -147,7 +147,7 @@ async fn start(
     body: JsonBody<StartRequest>,
 ) -> Answer {
     let account = super::account(path)?;
-    require_publisher(&state, &headers)?;
+    require_publisher(&state, &headers).await?;
     let idem = idempotency(&headers, "syncs", &body.raw)?;
     let service = state.jobs.clone();
     let (view, replayed) =
@@ -182,7 +182,7 @@ async fn cancel(
     headers: HeaderMap,
 ) -> Answer {
     let (account, id) = sync_path(path)?;
-    require_publisher(&state, &headers)?;
+    require_publisher(&state, &headers).await?;
     let service = state.jobs.clone();
     let view = to_completion(async move { service.cancel(&account, &id).await }).await?;
     Ok(Json(view).into_response())

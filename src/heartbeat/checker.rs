@@ -8,10 +8,13 @@
 //! publish over an override.
 
 use super::{
-    Health, MonitorKey, MonitorSpec, MonitorState, Source, events, machine::Check, probe::Prober,
-    scheduler::Runner, stats,
+    Health, MonitorKey, MonitorSpec, MonitorState, Source, events,
+    machine::Check,
+    probe::Prober,
+    scheduler::{Runner, Turn},
+    stats,
 };
-use crate::{event, hub::Hub, store::MonitorStore};
+use crate::{cluster::Leases, event, hub::Hub, store::MonitorStore};
 use dashmap::DashMap;
 use std::{
     sync::{
@@ -71,6 +74,8 @@ pub(super) struct Checker {
     pub(super) counters: stats::Counters,
     /// Where every applied check is kept (`history`).
     pub(super) history: super::history::Recorder,
+    /// Whose turn it is to check a monitor (`turns`).
+    pub(super) leases: Arc<Leases>,
 }
 
 impl Checker {
@@ -101,6 +106,14 @@ impl Checker {
 
 impl Runner<MonitorKey> for Checker {
     type Probe = (Arc<Monitor>, u64, Check);
+
+    async fn turn(&self, key: &MonitorKey) -> Turn {
+        self.take_turn(key).await
+    }
+
+    async fn planned(&self, key: &MonitorKey, until: Duration) {
+        self.keep_turn(key, until).await
+    }
 
     async fn probe(&self, key: &MonitorKey) -> Option<Self::Probe> {
         let monitor = self.monitors.get(key).map(|m| m.clone())?;

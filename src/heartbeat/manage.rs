@@ -9,6 +9,7 @@
 use super::{
     FIRST_CHECK_WITHIN, Heartbeat, HeartbeatError, MAX_MONITORS_PER_ACCOUNT, MonitorKey,
     MonitorSpec, MonitorState, MonitorView, Source, StatusOverride, checker::Monitor, events,
+    turns,
 };
 use crate::{
     event,
@@ -120,7 +121,10 @@ impl Heartbeat {
     /// stored copy is saved a moment after the publish).
     async fn view(&self, stored: StoredMonitor) -> Option<MonitorView> {
         let key = MonitorKey::new(&stored.account_id, &stored.id);
-        let live = self.checker.monitors.get(&key).map(|m| m.clone());
+        // Live state is current only where the monitor is checked.
+        let live = (self.checker.checks(&key))
+            .then(|| self.checker.monitors.get(&key).map(|m| m.clone()))
+            .flatten();
         let mut view = MonitorView::from_stored(stored)?;
         if let Some(monitor) = live {
             let inner = monitor.inner.lock().await;
@@ -173,6 +177,7 @@ impl Heartbeat {
             .remove_if(&key, |_, m| Arc::ptr_eq(m, &monitor));
         self.scheduler.remove(key.clone());
         drop(inner);
+        self.checker.leases.release(&turns::lease_name(&key)).await;
         if !self.checker.store.delete_monitor(account_id, id).await? {
             tracing::debug!(account = %account_id, monitor = %id, "monitor was already gone from the store");
         }

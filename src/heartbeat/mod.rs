@@ -15,7 +15,8 @@
 //! [`stats`] (figures). The handle [`Heartbeat`] (start, resume, stop,
 //! figures) is here; `manage` holds the API's operations on monitors,
 //! `checker` the running monitors and their checks, `view` the API shapes,
-//! `history` what is kept of every check.
+//! `history` what is kept of every check; `turns` which node checks a
+//! monitor (its lease) in a cluster.
 
 mod checker;
 mod events;
@@ -26,6 +27,7 @@ mod probe;
 pub mod scheduler;
 pub mod spec;
 pub mod stats;
+mod turns;
 mod view;
 
 pub use machine::{Current, Health, Kind, MonitorState, Source};
@@ -34,6 +36,7 @@ pub use stats::HeartbeatStats;
 pub use view::{MonitorView, StatusOverride};
 
 use crate::{
+    cluster::{self, Leases},
     config::MonitorSettings,
     event,
     hub::{Hub, HubError},
@@ -44,6 +47,7 @@ use dashmap::DashMap;
 use probe::Prober;
 use scheduler::Scheduler;
 use std::{collections::HashMap, sync::Arc, sync::atomic::Ordering, time::Duration};
+use tokio_util::sync::CancellationToken;
 
 /// Monitors one account may register.
 pub const MAX_MONITORS_PER_ACCOUNT: usize = 1000;
@@ -97,39 +101,49 @@ impl MonitorKey {
 
 pub struct Heartbeat {
     checker: Arc<Checker>,
-    scheduler: Scheduler<MonitorKey>,
+    scheduler: Arc<Scheduler<MonitorKey>>,
     limits: SpecLimits,
+    /// Stops the adoption of monitors registered through other nodes.
+    adopting: CancellationToken,
 }
 
 impl Heartbeat {
     /// Loads every stored monitor, resuming its last known state, and
-    /// starts checking them (spread over one interval each).
+    /// starts checking them (spread over one interval each). A single node:
+    /// it checks every monitor.
     pub async fn start(
         hub: Arc<Hub>,
         store: Arc<dyn MonitorStore>,
         settings: &MonitorSettings,
     ) -> Result<Heartbeat, HeartbeatError> {
-        Self::start_with(hub, store, history::Recorder::default(), settings).await
+        let leases = Arc::new(Leases::single(&cluster::new_node_id()));
+        Self::start_with(hub, store, history::Recorder::default(), leases, settings).await
     }
 
     /// As [`Heartbeat::start`], keeping every check in `history` for
-    /// `settings.history` (see [`HistoryPolicy`]).
+    /// `settings.history` (see [`HistoryPolicy`]) and checking each monitor
+    /// only while this node holds its lease (see `turns`); with shared
+    /// leases (cluster mode) it also adopts monitors registered through
+    /// other nodes.
     pub async fn start_recording(
         hub: Arc<Hub>,
         store: Arc<dyn MonitorStore>,
         history: Arc<dyn MonitorHistory>,
+        leases: Arc<Leases>,
         settings: &MonitorSettings,
     ) -> Result<Heartbeat, HeartbeatError> {
         let recorder = history::Recorder::new(history, HistoryPolicy::keeping(settings.history));
-        Self::start_with(hub, store, recorder, settings).await
+        Self::start_with(hub, store, recorder, leases, settings).await
     }
 
     async fn start_with(
         hub: Arc<Hub>,
         store: Arc<dyn MonitorStore>,
         history: history::Recorder,
+        leases: Arc<Leases>,
         settings: &MonitorSettings,
     ) -> Result<Heartbeat, HeartbeatError> {
+        let shared = leases.shared();
         let checker = Arc::new(Checker {
             hub,
             store,
@@ -137,14 +151,24 @@ impl Heartbeat {
             monitors: DashMap::new(),
             counters: stats::Counters::default(),
             history,
+            leases,
         });
-        let scheduler = Scheduler::start(checker.clone(), settings.max_in_flight);
+        let scheduler = Arc::new(Scheduler::start(checker.clone(), settings.max_in_flight));
+        let adopting = CancellationToken::new();
+        if shared {
+            tokio::spawn(turns::adopt(
+                checker.clone(),
+                Arc::downgrade(&scheduler),
+                adopting.clone(),
+            ));
+        }
         let heartbeat = Heartbeat {
             checker,
             scheduler,
             limits: SpecLimits {
                 min_interval: settings.min_interval,
             },
+            adopting,
         };
         if let Err(e) = heartbeat.resume().await {
             heartbeat.stop().await;
@@ -205,8 +229,24 @@ impl Heartbeat {
     }
 
     /// Stops checking: probes in progress are dropped, results being
-    /// recorded finish. Safe to call more than once.
+    /// recorded finish, then the monitors' leases are given back so other
+    /// nodes take over at once. Safe to call more than once.
     pub async fn stop(&self) {
+        self.adopting.cancel();
         self.scheduler.stop().await;
+        self.checker.leases.release_all().await;
+    }
+
+    /// Stops checking at once, giving nothing back, as a dying process
+    /// would: other nodes take over when the leases run out.
+    pub fn halt(&self) {
+        self.adopting.cancel();
+        self.scheduler.halt();
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.halt();
     }
 }

@@ -32,9 +32,31 @@ const AFTER_PANIC: Duration = Duration::from_secs(60);
 /// How long `stop` waits for results being recorded before abandoning them.
 const DRAIN_FOR: Duration = Duration::from_secs(5);
 
+/// [`Runner::turn`]: check now, skip and ask again after a wait (another
+/// node checks it), or stop (it no longer exists).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Turn {
+    Check,
+    Skip(Duration),
+    Stop,
+}
+
 /// What the scheduler runs when a monitor is due.
 pub trait Runner<K>: Send + Sync + 'static {
     type Probe: Send + 'static;
+
+    /// Decides, before each due check (holding its in-flight permit, so no
+    /// lease runs out waiting for one), whether this node checks the monitor
+    /// now. By default it always does; in a cluster, only its lease holder.
+    fn turn(&self, _key: &K) -> impl Future<Output = Turn> + Send {
+        async { Turn::Check }
+    }
+
+    /// Told after [`Runner::apply`] that the next check is planned within
+    /// `until` (jitter included), so a lease can be kept that long.
+    fn planned(&self, _key: &K, _until: Duration) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 
     /// Checks the monitor (holding one in-flight permit); `None` when it no
     /// longer exists. Dropped half-way when the scheduler stops.
@@ -108,6 +130,12 @@ where
 
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
+    }
+
+    /// Stops at once without waiting (as when the process dies): probes in
+    /// progress are dropped at their next step.
+    pub fn halt(&self) {
+        self.stop.cancel();
     }
 
     /// Cancels probes in progress, lets results being recorded finish, and
@@ -244,11 +272,24 @@ where
                 biased;
                 _ = stop.cancelled() => return None,
                 probe = async {
-                    let _permit = permits.acquire_owned().await.ok()?;
-                    runner.probe(&task_key).await
-                } => probe?,
+                    let _permit = permits.acquire_owned().await.map_err(|_| None)?;
+                    match runner.turn(&task_key).await {
+                        Turn::Check => {}
+                        Turn::Skip(wait) => return Err(Some(wait)),
+                        Turn::Stop => return Err(None),
+                    }
+                    runner.probe(&task_key).await.ok_or(None)
+                } => probe,
             };
-            runner.apply(&task_key, probe).await
+            let probe = match probe {
+                Ok(probe) => probe,
+                Err(next) => return next,
+            };
+            let next = runner.apply(&task_key, probe).await;
+            if let Some(wait) = next {
+                runner.planned(&task_key, jittered(wait, 1.0)).await;
+            }
+            next
         });
         self.running.insert(handle.id(), (key, generation));
     }

@@ -12,6 +12,9 @@
 //! - [`MonitorStore`] (`monitors`): heartbeat monitors' settings and check state.
 //! - [`MonitorHistory`] (`history`): every check result for a window, downsampled.
 //! - [`JobStore`] (`jobs`): tracked sync jobs and their one-running-per-kind guard.
+//! - [`LeaseStore`] (`leases`): named leases with an expiry, so one node of
+//!   a cluster does a job (checks a monitor) while it lives.
+//! - [`RateStore`] (`rates`): token buckets, so a rate limit holds across nodes.
 //!
 //! Later roles (sync jobs, a webhook outbox, monitor history) each get a trait
 //! of their own here and a field in [`Stores`]; none exists yet.
@@ -24,9 +27,11 @@
 
 mod history;
 pub mod jobs;
+mod leases;
 mod log;
 mod memory;
 mod monitors;
+mod rates;
 pub mod redis;
 mod sqlite;
 
@@ -36,12 +41,14 @@ pub use history::{
     MonitorHistory, Transition,
 };
 pub use jobs::{JobQuery, JobStore, StoredJob};
+pub use leases::{LeaseGrant, LeaseStore, MemoryLeases};
 pub use log::{
     Appended, Body, Derive, Draft, EntryChange, EventLog, Feed, History, Idempotency, Receipt,
     Snapshot,
 };
 pub use memory::MemoryLog;
 pub use monitors::{MonitorStore, StoredMonitor};
+pub use rates::{MemoryRates, RateStore};
 pub use redis::{ConnectError, Durability, FanoutReport, FanoutStats, RedisSettings, RedisStore};
 pub use sqlite::SqliteStore;
 
@@ -68,16 +75,23 @@ pub struct Stores {
     pub monitors: Arc<dyn MonitorStore>,
     pub history: Arc<dyn MonitorHistory>,
     pub jobs: Arc<dyn JobStore>,
+    pub leases: Arc<dyn LeaseStore>,
+    pub rates: Arc<dyn RateStore>,
 }
 
 impl Stores {
     /// Every role served by one backend.
-    pub fn shared<S: EventLog + MonitorStore + MonitorHistory + JobStore>(store: Arc<S>) -> Stores {
+    pub fn shared<S>(store: Arc<S>) -> Stores
+    where
+        S: EventLog + MonitorStore + MonitorHistory + JobStore + LeaseStore + RateStore,
+    {
         Stores {
             log: store.clone(),
             history: store.clone(),
-            monitors: store.clone(),
-            jobs: store,
+            jobs: store.clone(),
+            leases: store.clone(),
+            rates: store.clone(),
+            monitors: store,
         }
     }
 

@@ -312,6 +312,16 @@ impl TestServer {
         body["events"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Simulates the node's death: its task is aborted, so nothing is shut
+    /// down or given back (monitor leases run out on their own). Keep-alive
+    /// connections to it may still answer; tests do not use it afterwards.
+    pub async fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     /// Graceful stop; returns the data dir so a test can restart on it.
     pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.shutdown.take() {

@@ -97,6 +97,17 @@ impl Keys {
         format!("{}:{what}", self.prefix)
     }
 
+    /// The key of a lease (`<prefix>:lease:<name>`): one key per script, so
+    /// it needs no account hash tag.
+    pub fn lease(&self, name: &str) -> String {
+        format!("{}:lease:{name}", self.prefix)
+    }
+
+    /// The key of a token bucket (`<prefix>:rate:<name>`).
+    pub fn rate(&self, name: &str) -> String {
+        format!("{}:rate:{name}", self.prefix)
+    }
+
     /// A `SCAN MATCH` pattern for one kind of per-account key.
     pub fn pattern(&self, suffix: &str) -> String {
         format!("{}:{{*}}{suffix}", self.prefix)

@@ -36,6 +36,11 @@
 //! - History (`history`, `scripts/record_check.lua`): per monitor sorted
 //!   sets of checks, hourly buckets and transitions, kept bounded by the
 //!   script that records each check.
+//! - Leases (`leases`): one key per lease holding its owner, taken with
+//!   `SET NX PX`, renewed and released by small compare-and-set scripts, so
+//!   only the holder extends or frees it and a dead holder's lease expires.
+//! - Rates (`rates`): token buckets shared by every node, one hash each,
+//!   taken from by a script on Redis's clock.
 //! - Durability: `Ok` means Redis applied the script; whether that survives
 //!   a Redis crash depends on its AOF settings, checked at start (`conn`,
 //!   docs/CLUSTER.md).
@@ -45,7 +50,9 @@ mod conn;
 mod history;
 mod jobs;
 mod keys;
+mod leases;
 mod monitors;
+mod rates;
 mod reads;
 mod scripts;
 mod subscriber;
@@ -55,8 +62,8 @@ pub use conn::{ConnectError, Durability, RedisSettings};
 pub use subscriber::{FanoutReport, FanoutStats};
 
 use super::{
-    Appended, Draft, EventLog, Feed, History, MonitorStore, Snapshot, StoreError, StoreFuture,
-    StoredMonitor,
+    Appended, Draft, EventLog, Feed, History, LeaseGrant, LeaseStore, MonitorStore, RateStore,
+    Snapshot, StoreError, StoreFuture, StoredMonitor,
 };
 use crate::config::Retention;
 use keys::Keys;
@@ -328,6 +335,68 @@ impl MonitorStore for RedisStore {
             &self.keys,
             account_id,
             id,
+        ))
+    }
+}
+
+impl LeaseStore for RedisStore {
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, LeaseGrant> {
+        Box::pin(leases::acquire(
+            self.conn.clone(),
+            self.keys.lease(name),
+            owner,
+            ttl,
+        ))
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(leases::renew(
+            self.conn.clone(),
+            self.keys.lease(name),
+            owner,
+            ttl,
+        ))
+    }
+
+    fn release_lease<'a>(&'a self, name: &'a str, owner: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(leases::release(
+            self.conn.clone(),
+            self.keys.lease(name),
+            owner,
+        ))
+    }
+
+    fn lease_holder<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.lease(name);
+        Box::pin(
+            async move { conn::bounded(redis::cmd("GET").arg(key).query_async(&mut conn)).await },
+        )
+    }
+}
+
+impl RateStore for RedisStore {
+    fn take_token<'a>(
+        &'a self,
+        name: &'a str,
+        rate: f64,
+        burst: f64,
+    ) -> StoreFuture<'a, Option<Duration>> {
+        Box::pin(rates::take(
+            self.conn.clone(),
+            self.keys.rate(name),
+            rate,
+            burst,
         ))
     }
 }

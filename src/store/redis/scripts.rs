@@ -13,6 +13,10 @@ pub struct Scripts {
     pub save_monitor_state: Script,
     pub delete_monitor: Script,
     pub record_check: Script,
+    pub lease_acquire: Script,
+    pub lease_renew: Script,
+    pub lease_release: Script,
+    pub take_token: Script,
 }
 
 pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -23,4 +27,8 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     save_monitor_state: Script::new(include_str!("scripts/save_monitor_state.lua")),
     delete_monitor: Script::new(include_str!("scripts/delete_monitor.lua")),
     record_check: Script::new(include_str!("scripts/record_check.lua")),
+    lease_acquire: Script::new(include_str!("scripts/lease_acquire.lua")),
+    lease_renew: Script::new(include_str!("scripts/lease_renew.lua")),
+    lease_release: Script::new(include_str!("scripts/lease_release.lua")),
+    take_token: Script::new(include_str!("scripts/take_token.lua")),
 });

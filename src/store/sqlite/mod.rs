@@ -13,6 +13,10 @@
 //! - `monitors`: the [`MonitorStore`](super::MonitorStore) role's SQL;
 //! - `history`: the [`MonitorHistory`](super::MonitorHistory) role's SQL.
 //! - `jobs`: the [`JobStore`](super::JobStore) role's SQL.
+//! - leases ([`LeaseStore`](super::LeaseStore)) are kept in memory: one
+//!   SQLite file serves one node, the only owner there is, so it is always
+//!   granted what it asks for and nothing needs to survive a restart; so
+//!   are rate buckets ([`RateStore`](super::RateStore)).
 
 mod history;
 mod jobs;
@@ -21,7 +25,9 @@ mod monitors;
 mod schema;
 mod writer;
 
-use super::{Feed, StoreError};
+use super::{
+    Feed, LeaseGrant, LeaseStore, MemoryLeases, MemoryRates, RateStore, StoreError, StoreFuture,
+};
 use crate::config::Retention;
 use rusqlite::Connection;
 use std::{
@@ -44,6 +50,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Set by `close`: reads fail from then on, as writes do.
     closed: AtomicBool,
+    leases: MemoryLeases,
+    rates: MemoryRates,
 }
 
 impl SqliteStore {
@@ -62,6 +70,8 @@ impl SqliteStore {
             readers: Arc::default(),
             path,
             closed: AtomicBool::new(false),
+            leases: MemoryLeases::default(),
+            rates: MemoryRates::default(),
         })
     }
 
@@ -120,6 +130,45 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
         .map_err(unavailable)
+    }
+}
+
+impl LeaseStore for SqliteStore {
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: std::time::Duration,
+    ) -> StoreFuture<'a, LeaseGrant> {
+        self.leases.acquire_lease(name, owner, ttl)
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: std::time::Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.leases.renew_lease(name, owner, ttl)
+    }
+
+    fn release_lease<'a>(&'a self, name: &'a str, owner: &'a str) -> StoreFuture<'a, bool> {
+        self.leases.release_lease(name, owner)
+    }
+
+    fn lease_holder<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
+        self.leases.lease_holder(name)
+    }
+}
+
+impl RateStore for SqliteStore {
+    fn take_token<'a>(
+        &'a self,
+        name: &'a str,
+        rate: f64,
+        burst: f64,
+    ) -> StoreFuture<'a, Option<std::time::Duration>> {
+        self.rates.take_token(name, rate, burst)
     }
 }
 
