@@ -15,6 +15,7 @@ pub mod config;
 pub mod dev;
 pub mod disconnect;
 pub mod event;
+pub mod filter;
 pub mod heartbeat;
 pub mod http;
 pub mod hub;
