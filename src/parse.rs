@@ -73,14 +73,21 @@ pub fn status_override(bytes: &[u8]) -> Result<StatusOverride, String> {
 /// account id checked as the subscribe path checks them: its type.
 pub fn ws_client_frame(text: &str) -> Result<&'static str, String> {
     match wire::ws_client_frame(text)? {
-        WsClientFrame::Auth { since, epoch, .. } => subscribe::parse_resume(since, epoch)
+        WsClientFrame::Auth {
+            since,
+            epoch,
+            filter,
+            ..
+        } => subscribe::parse_start(since, epoch, filter)
             .map(|_| "auth")
             .map_err(|e| e.to_string()),
         WsClientFrame::Subscribe {
             account_id,
             since,
             epoch,
+            filter,
         } => subscribe::SubscribeRequest::parse(account_id, since, epoch)
+            .and_then(|req| req.with_filter(filter))
             .map(|_| "subscribe")
             .map_err(|e| e.to_string()),
         WsClientFrame::Ping => Ok("ping"),

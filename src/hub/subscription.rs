@@ -7,9 +7,14 @@
 //! *live*: the next seq is sent straight to the sink; an older one is a
 //! duplicate and dropped; a newer one means a gap (events lost between nodes)
 //! and sends it back to catching up.
+//!
+//! A filtered subscription ([`crate::filter`]) runs the same rule over every
+//! seq of the account: an event the filter refuses is counted as seen
+//! (`last_seq` moves) but not sent, so its seq is no gap and a resume skips
+//! it too. An unfiltered subscription pays one `None` check per event.
 
 use super::{DisconnectReason, Published, Transport};
-use crate::store::Snapshot;
+use crate::{filter::Filter, store::Snapshot};
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex, MutexGuard},
@@ -30,6 +35,24 @@ impl From<Option<u64>> for Resume {
     fn from(since: Option<u64>) -> Self {
         Resume { since, epoch: None }
     }
+}
+
+/// Who holds a subscription, for presence: the connection, its user (the
+/// token's `sub`; `None` for an API key) and when it connected (RFC 3339).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Who {
+    pub connection_id: String,
+    pub user: Option<String>,
+    pub connected_since: String,
+}
+
+/// What a connection asks of a subscription besides account and resume point.
+#[derive(Clone, Debug, Default)]
+pub struct Interest {
+    /// Only events (and snapshot entries) that pass; `None` takes all.
+    pub filter: Option<Arc<Filter>>,
+    /// Listed in presence when known.
+    pub who: Option<Who>,
 }
 
 /// What a transport connection accepts from the hub.
@@ -90,6 +113,8 @@ pub struct Subscription {
     pub id: u64,
     pub account_id: String,
     pub sink: Arc<dyn Sink>,
+    pub filter: Option<Arc<Filter>>,
+    pub who: Option<Who>,
     pending_limit: usize,
     state: Mutex<State>,
 }
@@ -99,12 +124,15 @@ impl Subscription {
         id: u64,
         account_id: String,
         sink: Arc<dyn Sink>,
+        interest: Interest,
         pending_limit: usize,
     ) -> Self {
         Subscription {
             id,
             account_id,
             sink,
+            filter: interest.filter,
+            who: interest.who,
             pending_limit,
             state: Mutex::new(State {
                 live: false,
@@ -122,6 +150,19 @@ impl Subscription {
 
     pub fn is_closed(&self) -> bool {
         self.state().closed
+    }
+
+    /// The highest seq of the account this subscription is up to date with
+    /// (sent, or skipped by its filter).
+    pub fn last_seq(&self) -> u64 {
+        self.state().last_seq
+    }
+
+    /// Whether the filter lets `event` through (always, unfiltered).
+    pub fn wants(&self, event: &Published) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|filter| filter.passes(event.facts()))
     }
 
     /// Hands a message to the sink, counting delivered events.
@@ -155,6 +196,10 @@ impl Subscription {
             state.pending.push_back(event.clone());
             return Offer::CatchUpFrom(state.last_seq);
         }
+        if !self.wants(event) {
+            state.last_seq = seq;
+            return Offer::Taken;
+        }
         match self.deliver(Outbound::Event(event)) {
             Ok(()) => {
                 state.last_seq = seq;
@@ -186,6 +231,11 @@ impl Subscription {
             }
             if seq > state.last_seq + 1 {
                 return Ok(Caught::Again(state.last_seq));
+            }
+            if !self.wants(&event) {
+                state.pending.pop_front();
+                state.last_seq = seq;
+                continue;
             }
             match self.deliver(Outbound::Event(&event)) {
                 Ok(()) => {
