@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod parse;
+pub mod presence;
 pub mod rate_limit;
 pub mod server;
 pub mod store;

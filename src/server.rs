@@ -11,6 +11,7 @@ use crate::{
     http::{self, Shutdown, Timeouts},
     hub::Hub,
     page,
+    presence::{self, Presence},
     rate_limit::PublishLimiter,
     store::{ConnectError, FanoutStats, Feed, RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
@@ -83,6 +84,8 @@ pub struct Server {
     admission: Arc<Admission>,
     /// Cross-node fan-out figures (Redis mode only).
     fanout: Option<Arc<FanoutStats>>,
+    /// This node's connections, published for every node (`GET …/presence`).
+    presence: Arc<Presence>,
     /// The server's shutdown signal: transports end their connections on
     /// it, admission refuses newcomers, the HTTP layer stops accepting.
     signal: CancellationToken,
@@ -100,9 +103,13 @@ impl Server {
         let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
         let (stores, fanout) = match &config.redis_url {
             Some(url) => {
-                let store = open_redis(url, &config, feed_tx).await?;
+                let store = Arc::new(open_redis(url, &config, feed_tx).await?);
                 let fanout = store.fanout_stats();
-                (Stores::shared(Arc::new(store)), Some(fanout))
+                let stores = Stores {
+                    presence: store.clone(),
+                    ..Stores::shared(store)
+                };
+                (stores, Some(fanout))
             }
             None => (
                 open_store(&config.data_dir, config.retention, feed_tx)?,
@@ -121,6 +128,12 @@ impl Server {
             };
         let signal = CancellationToken::new();
         let admission = Admission::new(&config.limits, hub.metrics.clone(), signal.clone());
+        let presence = Arc::new(Presence::new(
+            presence::new_node_id(),
+            hub.clone(),
+            stores.presence.clone(),
+            config.limits.presence_ttl,
+        ));
         Ok(Server {
             config,
             origins,
@@ -129,6 +142,7 @@ impl Server {
             heartbeat,
             admission,
             fanout,
+            presence,
             signal,
         })
     }
@@ -149,8 +163,11 @@ impl Server {
             heartbeat,
             admission,
             fanout,
+            presence,
             signal,
         } = self;
+        // Publishes this node's connections until the signal, then withdraws them.
+        let presence_task = tokio::spawn(presence.clone().run(signal.clone()));
         let jwt = Jwt::new(&config.jwt_secret);
         let keys = ApiKeys::new(&config.api_keys);
         let ctx = transport::Context {
@@ -176,6 +193,7 @@ impl Server {
             )),
             heartbeat: heartbeat.clone(),
             fanout,
+            presence,
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))
@@ -265,6 +283,7 @@ impl Server {
         // 6. Background tasks (the hub's dispatcher and retention trim) stop:
         //    no client is left to fan out to.
         hub.stop();
+        let _ = tokio::time::timeout(STORE_GRACE, presence_task).await;
         // 7. The store commits what it holds, checkpoints the WAL and
         //    refuses anything later (a request abandoned above gets
         //    `Unavailable`, never a half-write).

@@ -8,6 +8,7 @@ pub mod bodies;
 mod error;
 mod monitors;
 pub(crate) mod ops;
+pub mod presence;
 
 pub use error::ApiError;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     pub publish_limit: Arc<PublishLimiter>,
     /// Cross-node fan-out figures (Redis mode only).
     pub fanout: Option<Arc<crate::store::FanoutStats>>,
+    /// Live connections of every node (`GET …/presence`).
+    pub presence: Arc<crate::presence::Presence>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -72,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/accounts/{account}/status", get(status))
         .merge(monitors::routes())
+        .merge(presence::routes())
         .route(
             "/healthz",
             get(|| async { Json(ServiceStatus { status: "ok" }) }),

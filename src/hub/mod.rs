@@ -272,6 +272,27 @@ impl Hub {
         self.unsubscribe(sub);
     }
 
+    /// This node's subscriptions as presence entries of `node`: one
+    /// account's, or (`None`) every account's.
+    pub fn presence(
+        &self,
+        account_id: Option<&str>,
+        node: &str,
+    ) -> Vec<crate::store::PresenceEntry> {
+        let of_room = |room: &Room| {
+            let subs = room.subs.iter();
+            subs.filter_map(|s| s.presence(node)).collect::<Vec<_>>()
+        };
+        match account_id {
+            Some(account) => self
+                .rooms
+                .get(account)
+                .map(|r| of_room(&r))
+                .unwrap_or_default(),
+            None => self.rooms.iter().flat_map(|r| of_room(&r)).collect(),
+        }
+    }
+
     /// Subscriptions on this node (for stats).
     pub fn subscription_count(&self) -> usize {
         self.rooms.iter().map(|e| e.value().subs.len()).sum()

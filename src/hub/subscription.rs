@@ -14,7 +14,10 @@
 //! it too. An unfiltered subscription pays one `None` check per event.
 
 use super::{DisconnectReason, Published, Transport};
-use crate::{filter::Filter, store::Snapshot};
+use crate::{
+    filter::Filter,
+    store::{PresenceEntry, Snapshot},
+};
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex, MutexGuard},
@@ -156,6 +159,22 @@ impl Subscription {
     /// (sent, or skipped by its filter).
     pub fn last_seq(&self) -> u64 {
         self.state().last_seq
+    }
+
+    /// This subscription as presence lists it on `node`; `None` when its
+    /// connection did not say who holds it.
+    pub fn presence(&self, node: &str) -> Option<PresenceEntry> {
+        let who = self.who.as_ref()?;
+        Some(PresenceEntry {
+            connection_id: who.connection_id.clone(),
+            account_id: self.account_id.clone(),
+            user: who.user.clone(),
+            transport: self.sink.transport().as_str().to_owned(),
+            node: node.to_owned(),
+            connected_since: who.connected_since.clone(),
+            last_seq: self.last_seq(),
+            filtered: self.filter.is_some(),
+        })
     }
 
     /// Whether the filter lets `event` through (always, unfiltered).

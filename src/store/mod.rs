@@ -10,6 +10,8 @@
 //!   sent on the feed channel handed to it at open, per account in sequence
 //!   order, so the hub never has to re-order.
 //! - [`MonitorStore`] (`monitors`): heartbeat monitors' settings and check state.
+//! - [`PresenceStore`] (`presence`): each node's live connections, expiring
+//!   with the node ([`MemoryPresence`] for a single node).
 //!
 //! Later roles (sync jobs, a webhook outbox, monitor history) each get a trait
 //! of their own here and a field in [`Stores`]; none exists yet.
@@ -23,6 +25,7 @@
 mod log;
 mod memory;
 mod monitors;
+mod presence;
 pub mod redis;
 mod sqlite;
 
@@ -33,6 +36,7 @@ pub use log::{
 };
 pub use memory::MemoryLog;
 pub use monitors::{MonitorStore, StoredMonitor};
+pub use presence::{MemoryPresence, PresenceEntry, PresenceStore, sort_entries as presence_sort};
 pub use redis::{ConnectError, Durability, FanoutReport, FanoutStats, RedisSettings, RedisStore};
 pub use sqlite::SqliteStore;
 
@@ -57,6 +61,8 @@ pub enum StoreError {
 pub struct Stores {
     pub log: Arc<dyn EventLog>,
     pub monitors: Arc<dyn MonitorStore>,
+    /// In this process unless a cluster store serves it (`RedisStore`).
+    pub presence: Arc<dyn PresenceStore>,
 }
 
 impl Stores {
@@ -65,6 +71,7 @@ impl Stores {
         Stores {
             log: store.clone(),
             monitors: store,
+            presence: Arc::new(MemoryPresence::default()),
         }
     }
 

@@ -39,6 +39,7 @@ mod codec;
 mod conn;
 mod keys;
 mod monitors;
+mod presence;
 mod reads;
 mod scripts;
 mod subscriber;
@@ -48,8 +49,8 @@ pub use conn::{ConnectError, Durability, RedisSettings};
 pub use subscriber::{FanoutReport, FanoutStats};
 
 use super::{
-    Appended, Draft, EventLog, Feed, History, MonitorStore, Snapshot, StoreError, StoreFuture,
-    StoredMonitor,
+    Appended, Draft, EventLog, Feed, History, MonitorStore, PresenceEntry, PresenceStore, Snapshot,
+    StoreError, StoreFuture, StoredMonitor,
 };
 use crate::config::Retention;
 use keys::Keys;
@@ -81,6 +82,8 @@ pub struct RedisStore {
     /// True once closed. Appends hold it shared while they run, so `close`
     /// (exclusive) waits for the appends in progress and then refuses the rest.
     closed: Arc<tokio::sync::RwLock<bool>>,
+    /// The accounts this process last published presence for, per node.
+    presence: presence::Published,
 }
 
 impl RedisStore {
@@ -154,6 +157,7 @@ impl RedisStore {
             retention,
             jobs,
             closed: Arc::new(tokio::sync::RwLock::new(false)),
+            presence: presence::Published::default(),
         };
         (store, listening)
     }
@@ -322,6 +326,38 @@ impl MonitorStore for RedisStore {
             &self.keys,
             account_id,
             id,
+        ))
+    }
+}
+
+impl PresenceStore for RedisStore {
+    fn publish<'a>(
+        &'a self,
+        node: &'a str,
+        entries: Vec<PresenceEntry>,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        let conn = self.conn.clone();
+        Box::pin(presence::publish(
+            conn,
+            &self.keys,
+            &self.presence,
+            node,
+            entries,
+            ttl,
+        ))
+    }
+
+    fn list<'a>(&'a self, account_id: &'a str) -> StoreFuture<'a, Vec<PresenceEntry>> {
+        Box::pin(presence::list(self.conn.clone(), &self.keys, account_id))
+    }
+
+    fn withdraw<'a>(&'a self, node: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(presence::withdraw(
+            self.conn.clone(),
+            &self.keys,
+            &self.presence,
+            node,
         ))
     }
 }
