@@ -278,3 +278,56 @@ impl Subscription {
         was_open
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{event::Event, metrics::Metrics};
+    use serde_json::json;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<u64>>);
+
+    impl Sink for Seen {
+        fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError> {
+            if let Outbound::Event(p) = msg {
+                self.0.lock().unwrap().push(p.event.seq);
+            }
+            Ok(())
+        }
+        fn close(&self, _: DisconnectReason) {}
+    }
+
+    fn published(seq: u64, name: &str) -> Arc<Published> {
+        let event = Event {
+            event: name.into(),
+            account_id: "a".into(),
+            seq,
+            id: format!("e{seq}"),
+            published_at: "T".into(),
+            data: serde_json::value::to_raw_value(&json!({})).unwrap(),
+        };
+        Arc::new(Published::new(event, &Metrics::default()))
+    }
+
+    #[test]
+    fn a_filtered_seq_is_seen_not_sent_and_is_no_gap() {
+        let sink = Arc::new(Seen::default());
+        let filter = Filter::parse(&json!([{ "events": ["keep"] }])).unwrap();
+        let interest = Interest {
+            filter: Some(Arc::new(filter)),
+            who: None,
+        };
+        let sub = Subscription::new(1, "a".into(), sink.clone(), interest, 8);
+        // Parked during the catch-up: 1 is skipped there too.
+        assert_eq!(sub.offer(&published(1, "drop")), Offer::Taken);
+        assert_eq!(sub.finish_catch_up(), Ok(Caught::Live));
+        for (seq, name) in [(2, "keep"), (3, "drop"), (4, "drop"), (5, "keep")] {
+            assert_eq!(sub.offer(&published(seq, name)), Offer::Taken, "seq {seq}");
+        }
+        assert_eq!(*sink.0.lock().unwrap(), [2, 5]);
+        assert_eq!(sub.last_seq(), 5);
+        // A real gap still sends it back to catching up.
+        assert_eq!(sub.offer(&published(7, "keep")), Offer::CatchUpFrom(5));
+    }
+}
