@@ -51,7 +51,7 @@ pub struct Published {
     pub event: Event,
     encodings: OnceLock<Box<dyn Any + Send + Sync>>,
     /// What filters compare, read from the data once, for filtered subscribers only.
-    facts: OnceLock<Facts>,
+    facts: OnceLock<Box<Facts>>,
     counters: Arc<EventCounters>,
 }
 
@@ -67,7 +67,8 @@ impl Published {
 
     /// The event as filters see it, read on first use.
     pub fn facts(&self) -> &Facts {
-        self.facts.get_or_init(|| Facts::of_event(&self.event))
+        self.facts
+            .get_or_init(|| Box::new(Facts::of_event(&self.event)))
     }
 
     /// The per-event cache of an encoder, created empty on first use. The
