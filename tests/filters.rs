@@ -297,3 +297,78 @@ async fn a_malformed_filter_is_a_bad_request_naming_the_field_on_every_transport
         "{ack}"
     );
 }
+
+/// What `[{monitorIds: [m1], kinds: [error_state, recovery]}, {healthLevels: [unknown]}, {events: [done]}]`
+/// lets through, by the rules of docs/FILTERS.md.
+fn monitor_filter_passes(event: &Value) -> bool {
+    let data = &event["data"];
+    let health_changed = event["event"] == "health_changed";
+    let m1_trouble = health_changed
+        && data["monitorId"] == "m1"
+        && (data["kind"] == "error_state" || data["kind"] == "recovery");
+    m1_trouble || data["current"]["health"] == "unknown" || event["event"] == "done"
+}
+
+#[tokio::test]
+async fn monitor_filters_select_by_monitor_kind_and_health_level() {
+    let server = TestServer::start().await;
+    let spec = json!({ "url": "http://127.0.0.1:9/", "intervalMs": 3_600_000, "timeoutMs": 1000,
+        "maxRetries": 0, "backoffMultiplier": 1 });
+    for id in ["m1", "m2"] {
+        let (status, body) = server
+            .put(&format!("/v1/accounts/acme/monitors/{id}"), &spec)
+            .await;
+        assert!(status == 200 || status == 201, "{body}");
+    }
+    let filter = json!([{ "monitorIds": ["m1"], "kinds": ["error_state", "recovery"] },
+        { "healthLevels": ["unknown"] }, { "events": ["done"] }]);
+    let mut all = server.ws_for("acme").await;
+    let mut filtered = server
+        .ws(&format!(
+            "?token={}&filter={}",
+            server.token("acme"),
+            enc(&filter.to_string())
+        ))
+        .await;
+    let snapshot = filtered.next_json().await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    for (id, health) in [
+        ("m1", "healthy"),
+        ("m2", "healthy"),
+        ("m1", "unhealthy"),
+        ("m2", "unhealthy"),
+        ("m1", "healthy"),
+        ("m2", "unknown"),
+        ("m1", "unknown"),
+    ] {
+        let (status, body) = server
+            .post(
+                &format!("/v1/accounts/acme/monitors/{id}/status"),
+                &json!({ "health": health }),
+            )
+            .await;
+        assert!(status == 200 || status == 201, "{body}");
+    }
+    let done = server.publish("acme", "done", json!({})).await["seq"]
+        .as_u64()
+        .expect("seq");
+    let mut expected = Vec::new();
+    loop {
+        let frame = all.next_event().await;
+        if monitor_filter_passes(&frame) {
+            expected.push((
+                frame["seq"].as_u64().expect("seq"),
+                frame["event"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        if frame["seq"] == done {
+            break;
+        }
+    }
+    let names: Vec<&str> = expected.iter().map(|(_, n)| n.as_str()).collect();
+    assert!(
+        names.len() >= 4,
+        "an m1 error_state and recovery, two unknowns, done: {expected:?}"
+    );
+    assert_eq!(ws_seqs(&mut filtered, done).await, expected);
+}
