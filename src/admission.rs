@@ -122,6 +122,7 @@ impl Admission {
             transport,
             close_reason: Mutex::new(None),
             quiet: AtomicBool::new(false),
+            opened_at: crate::event::rfc3339(crate::event::now()),
         })
     }
 
@@ -207,11 +208,18 @@ pub struct Permit {
     transport: Transport,
     close_reason: Mutex<Option<&'static str>>,
     quiet: AtomicBool,
+    /// When the connection was admitted (RFC 3339): its "connected since" in presence.
+    opened_at: String,
 }
 
 impl Permit {
     pub fn ip(&self) -> IpAddr {
         self.ip
+    }
+
+    /// When this connection was admitted, as presence shows it.
+    pub fn opened_at(&self) -> &str {
+        &self.opened_at
     }
 
     /// The stable word the metrics record when this connection ends; the

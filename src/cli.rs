@@ -136,6 +136,9 @@ pub struct ServeArgs {
     /// How long an HTTP connection may stay open with no request in flight, e.g. 60s.
     #[arg(long, env = "STATUSHUB_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+    /// How long a node's presence entries outlive its last refresh, e.g. 30s.
+    #[arg(long, env = "STATUSHUB_PRESENCE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub presence_ttl: Duration,
     /// Log format on stderr.
     #[arg(long, env = "STATUSHUB_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -277,6 +280,7 @@ impl ServeArgs {
                 auth_timeout: self.auth_timeout,
                 header_read_timeout: self.header_read_timeout,
                 idle_timeout: self.idle_timeout,
+                presence_ttl: self.presence_ttl,
                 ..Limits::default()
             },
             retention: Retention {
@@ -344,6 +348,7 @@ impl ServeArgs {
                 self.header_read_timeout,
             ),
             ("STATUSHUB_IDLE_TIMEOUT (--idle-timeout)", self.idle_timeout),
+            ("STATUSHUB_PRESENCE_TTL (--presence-ttl)", self.presence_ttl),
         ];
         for (setting, value) in nonzero {
             if value.is_zero() {

@@ -58,6 +58,10 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// How long an HTTP connection may stay open with no request in flight.
     pub idle_timeout: Duration,
+    /// How long a node's presence entries outlive its last refresh (it
+    /// refreshes every third of this): how long a dead node's connections
+    /// stay listed.
+    pub presence_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -78,6 +82,7 @@ impl Default for Limits {
             auth_timeout: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            presence_ttl: Duration::from_secs(30),
         }
     }
 }

@@ -73,22 +73,29 @@ pub fn status_override(bytes: &[u8]) -> Result<StatusOverride, String> {
 /// account id checked as the subscribe path checks them: its type.
 pub fn ws_client_frame(text: &str) -> Result<&'static str, String> {
     match wire::ws_client_frame(text)? {
-        WsClientFrame::Auth { since, epoch, .. } => subscribe::parse_resume(since, epoch)
+        WsClientFrame::Auth {
+            since,
+            epoch,
+            filter,
+            ..
+        } => subscribe::parse_start(since, epoch, filter)
             .map(|_| "auth")
             .map_err(|e| e.to_string()),
         WsClientFrame::Subscribe {
             account_id,
             since,
             epoch,
+            filter,
         } => subscribe::SubscribeRequest::parse(account_id, since, epoch)
+            .and_then(|req| req.with_filter(filter))
             .map(|_| "subscribe")
             .map_err(|e| e.to_string()),
         WsClientFrame::Ping => Ok("ping"),
     }
 }
 
-/// A Socket.IO CONNECT packet's auth payload (`{token, since, epoch}`) as JSON:
-/// the `since` to resume from (its `epoch` checked too), and the token checked with `jwt` (both are
+/// A Socket.IO CONNECT packet's auth payload (`{token, since, epoch, filter}`) as JSON:
+/// the `since` to resume from (its `epoch` and `filter` checked too), and the token checked with `jwt` (both are
 /// parsed whatever the other's outcome, so both are exercised).
 pub fn socketio_auth(
     jwt: &Jwt,
@@ -98,8 +105,9 @@ pub fn socketio_auth(
         Ok(auth) => auth,
         Err(e) => return (Err(e.clone()), Err(e)),
     };
-    let resume = subscribe::parse_resume(auth.since.as_deref(), auth.epoch.as_deref());
-    let since = resume.map(|r| r.since).map_err(|e| e.to_string());
+    let (since, epoch) = (auth.since.as_deref(), auth.epoch.as_deref());
+    let start = subscribe::parse_start(since, epoch, auth.filter.as_deref());
+    let since = start.map(|(r, _)| r.since).map_err(|e| e.to_string());
     let claims = client_token(jwt, auth.token.as_deref().unwrap_or_default());
     (since, claims)
 }
@@ -125,7 +133,7 @@ pub fn events_query(raw: &str) -> Result<(u64, usize), String> {
     api::page_bounds(&read).map_err(|e| e.to_string())
 }
 
-/// Where an SSE stream resumes: its query (`since`, `token`) and the
+/// Where an SSE stream resumes: its query (`since`, `token`, `filter` checked) and the
 /// `Last-Event-ID` header's raw bytes, which win over `since`.
 pub fn sse_resume(raw_query: &str, last_event_id: Option<&[u8]>) -> Result<Option<u64>, String> {
     let stream: StreamQuery = query(raw_query)?;
@@ -134,6 +142,9 @@ pub fn sse_resume(raw_query: &str, last_event_id: Option<&[u8]>) -> Result<Optio
         let value =
             HeaderValue::from_bytes(bytes).map_err(|e| format!("not a header value: {e}"))?;
         headers.insert("last-event-id", value);
+    }
+    if let Some(filter) = stream.filter.as_deref() {
+        subscribe::parse_filter_text(filter).map_err(|e| e.to_string())?;
     }
     sse::resume_point(&headers, stream.since).map_err(|e| e.to_string())
 }

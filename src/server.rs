@@ -13,6 +13,7 @@ use crate::{
     hub::Hub,
     jobs::{self, Jobs},
     page,
+    presence::Presence,
     rate_limit::PublishLimiter,
     store::{ConnectError, FanoutStats, Feed, RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
@@ -88,6 +89,8 @@ pub struct Server {
     fanout: Option<Arc<FanoutStats>>,
     /// This node: id, leases, store round trip.
     node: Arc<Node>,
+    /// This node's connections, published for every node (`GET …/presence`).
+    presence: Arc<Presence>,
     /// The server's shutdown signal: transports end their connections on
     /// it, admission refuses newcomers, the HTTP layer stops accepting.
     signal: CancellationToken,
@@ -105,9 +108,13 @@ impl Server {
         let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
         let (stores, fanout) = match &config.redis_url {
             Some(url) => {
-                let store = open_redis(url, &config, feed_tx).await?;
+                let store = Arc::new(open_redis(url, &config, feed_tx).await?);
                 let fanout = store.fanout_stats();
-                (Stores::shared(Arc::new(store)), Some(fanout))
+                let stores = Stores {
+                    presence: store.clone(),
+                    ..Stores::shared(store)
+                };
+                (stores, Some(fanout))
             }
             None => (
                 open_store(&config.data_dir, config.retention, feed_tx)?,
@@ -140,6 +147,12 @@ impl Server {
         let jobs = Jobs::new(stores.jobs.clone(), hub.clone(), jobs::system_clock());
         let signal = CancellationToken::new();
         let admission = Admission::new(&config.limits, hub.metrics.clone(), signal.clone());
+        let presence = Arc::new(Presence::new(
+            node.id().to_owned(),
+            hub.clone(),
+            stores.presence.clone(),
+            config.limits.presence_ttl,
+        ));
         Ok(Server {
             config,
             origins,
@@ -150,6 +163,7 @@ impl Server {
             admission,
             fanout,
             node,
+            presence,
             signal,
         })
     }
@@ -172,11 +186,14 @@ impl Server {
             admission,
             fanout,
             node,
+            presence,
             signal,
         } = self;
         // The sync job sweeper (stale jobs, due retries) stops with the signal,
         // before the store closes.
         tokio::spawn(jobs.clone().run_sweeper(signal.clone(), jobs::SWEEP_EVERY));
+        // Publishes this node's connections until the signal, then withdraws them.
+        let presence_task = tokio::spawn(presence.clone().run(signal.clone()));
         // Dropped without its shutdown (the task aborted), the server leaves
         // as a dead process would: monitors are no longer checked here and
         // their leases run out on their own.
@@ -210,6 +227,7 @@ impl Server {
             history: stores.history.clone(),
             jobs,
             node: node.clone(),
+            presence,
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))
@@ -300,6 +318,7 @@ impl Server {
         //    no client is left to fan out to.
         hub.stop();
         node.stop();
+        let _ = tokio::time::timeout(STORE_GRACE, presence_task).await;
         // 7. The store commits what it holds, checkpoints the WAL and
         //    refuses anything later (a request abandoned above gets
         //    `Unavailable`, never a half-write).

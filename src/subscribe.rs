@@ -20,13 +20,15 @@
 //! The `epoch` is only carried here; the hub compares it with the store's
 //! when it replays (`Hub::replay`), the one place the epoch rule lives.
 //!
-//! Later request fields (a `filter`) belong in
-//! [`SubscribeRequest`] and are checked here, once.
+//! A `filter` ([`crate::filter`]) is checked here too, once, whatever the
+//! transport: a malformed one is `bad_request` with a message naming the
+//! field. The hub applies it per subscription.
 
 use crate::{
     auth::Claims,
     event,
-    hub::{Hub, Resume, Sink, Subscription},
+    filter::Filter,
+    hub::{Hub, Interest, Resume, Sink, Subscription, Who},
 };
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub struct SubscribeRequest {
     pub since: Option<u64>,
     /// The epoch of that seq (from the client's last snapshot); `None` trusts `since`.
     pub epoch: Option<String>,
+    /// Only the events that pass; `None` takes all.
+    pub filter: Option<Arc<Filter>>,
 }
 
 /// The longest `epoch` a client may send; the hub's own are 16 hex digits.
@@ -55,6 +59,9 @@ pub enum SubscribeError {
     BadSince,
     #[error("epoch must be a string of 1 to {MAX_EPOCH_LEN} letters, digits, '-' or '_'")]
     BadEpoch,
+    /// The message names the field (`filter[0].kinds[1] …`).
+    #[error("{0}")]
+    BadFilter(String),
     #[error("this token may not subscribe to account {0}")]
     Forbidden(String),
     #[error("already subscribed to account {0}")]
@@ -71,6 +78,7 @@ impl SubscribeError {
             SubscribeError::BadAccount(_)
             | SubscribeError::BadSince
             | SubscribeError::BadEpoch
+            | SubscribeError::BadFilter(_)
             | SubscribeError::AlreadySubscribed(_) => "bad_request",
             SubscribeError::Forbidden(_) => "forbidden",
             SubscribeError::TooMany(_) => "too_many_subscriptions",
@@ -81,7 +89,7 @@ impl SubscribeError {
 impl SubscribeRequest {
     /// A request from a client's fields: the account id must be valid and
     /// `since`, when given, a JSON number or numeric string (null means none),
-    /// and `epoch` a short JSON string ([`parse_epoch`]).
+    /// and `epoch` a short JSON string ([`parse_epoch`]); no filter.
     pub fn parse(
         account_id: String,
         since: Option<&RawValue>,
@@ -94,7 +102,14 @@ impl SubscribeRequest {
             account_id,
             since: parse_since(since)?,
             epoch: parse_epoch(epoch)?,
+            filter: None,
         })
+    }
+
+    /// The same request, following only what `filter` ([`parse_filter`]) lets through.
+    pub fn with_filter(mut self, filter: Option<&RawValue>) -> Result<Self, SubscribeError> {
+        self.filter = parse_filter(filter)?;
+        Ok(self)
     }
 
     /// Where the hub resumes this subscription.
@@ -104,6 +119,44 @@ impl SubscribeRequest {
             epoch: self.epoch.clone(),
         }
     }
+}
+
+/// `filter` as JSON ([`Filter::parse`]); `null` or absent means none.
+pub fn parse_filter(raw: Option<&RawValue>) -> Result<Option<Arc<Filter>>, SubscribeError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.get().trim() == "null" {
+        return Ok(None);
+    }
+    parse_filter_text(raw.get()).map(Some)
+}
+
+/// `filter` as JSON text (SSE's URL-decoded `?filter=`).
+pub fn parse_filter_text(text: &str) -> Result<Arc<Filter>, SubscribeError> {
+    Filter::parse_text(text)
+        .map(Arc::new)
+        .map_err(SubscribeError::BadFilter)
+}
+
+/// Where a connection's own subscription starts and what it follows.
+pub type Start = (Resume, Option<Arc<Filter>>);
+
+/// [`parse_resume`] and [`parse_filter`] together (a Socket.IO auth payload, a `/ws` auth frame).
+pub fn parse_start(
+    since: Option<&RawValue>,
+    epoch: Option<&RawValue>,
+    filter: Option<&RawValue>,
+) -> Result<Start, SubscribeError> {
+    Ok((parse_resume(since, epoch)?, parse_filter(filter)?))
+}
+
+/// [`parse_resume_text`] and [`parse_filter_text`] together (a `/ws` URL's query).
+pub fn parse_start_text(
+    since: Option<&str>,
+    epoch: Option<&str>,
+    filter: Option<&str>,
+) -> Result<Start, SubscribeError> {
+    let filter = filter.map(parse_filter_text).transpose()?;
+    Ok((parse_resume_text(since, epoch)?, filter))
 }
 
 /// A resume point from JSON fields (a Socket.IO auth payload, a `/ws` auth frame).
@@ -179,9 +232,29 @@ pub fn parse_since_text(text: &str) -> Result<u64, SubscribeError> {
 #[derive(Default)]
 pub struct Subscriptions {
     held: Vec<Arc<Subscription>>,
+    /// The connection's id and start, for presence (see [`Subscriptions::of`]).
+    connection: Option<(String, String)>,
 }
 
 impl Subscriptions {
+    /// The subscriptions of a connection that presence lists as
+    /// `connection_id`, connected since `since` (RFC 3339, its permit's).
+    pub fn of(connection_id: String, since: String) -> Self {
+        Subscriptions {
+            held: Vec::new(),
+            connection: Some((connection_id, since)),
+        }
+    }
+
+    fn interest(&self, claims: &Claims, filter: Option<Arc<Filter>>) -> Interest {
+        let who = self.connection.as_ref().map(|(id, since)| Who {
+            connection_id: id.clone(),
+            user: Some(claims.sub.clone()),
+            connected_since: since.clone(),
+        });
+        Interest { filter, who }
+    }
+
     /// The connection's own account, joined on connect: a verified token may
     /// always follow its own account.
     pub fn join_own(
@@ -189,10 +262,12 @@ impl Subscriptions {
         hub: &Arc<Hub>,
         claims: &Claims,
         resume: Resume,
+        filter: Option<Arc<Filter>>,
         sink: Arc<dyn Sink>,
     ) {
+        let interest = self.interest(claims, filter);
         self.held
-            .push(hub.subscribe(&claims.account_id, resume, sink));
+            .push(hub.subscribe_with(&claims.account_id, resume, interest, sink));
     }
 
     /// Whether `claims` may add `req` now; [`add`](Self::add) checks the same.
@@ -225,8 +300,12 @@ impl Subscriptions {
         sink: Arc<dyn Sink>,
     ) -> Result<(), SubscribeError> {
         self.check(claims, &req, max)?;
+        let interest = match claims {
+            Some(claims) => self.interest(claims, req.filter.clone()),
+            None => Interest::default(),
+        };
         self.held
-            .push(hub.subscribe(&req.account_id, req.resume(), sink));
+            .push(hub.subscribe_with(&req.account_id, req.resume(), interest, sink));
         Ok(())
     }
 

@@ -24,6 +24,22 @@ fn deeply_nested_bodies_are_refused_without_a_crash() {
         let auth = format!(r#"{{"token":"t","since":{}}}"#, nested(depth));
         let (since, _) = parse::socketio_auth(&Jwt::new("s"), auth.as_bytes());
         assert!(since.is_err(), "depth {depth}");
+        let filter = format!(
+            r#"{{"type":"auth","token":"t","filter":[{{"events":{}}}]}}"#,
+            nested(depth)
+        );
+        assert!(
+            parse::ws_client_frame(&filter).is_err(),
+            "filter depth {depth}"
+        );
+        let auth = format!(r#"{{"token":"t","filter":{}}}"#, nested(depth));
+        let (since, _) = parse::socketio_auth(&Jwt::new("s"), auth.as_bytes());
+        assert!(since.is_err(), "filter depth {depth}");
+        let query = format!("filter={}", nested(depth));
+        assert!(
+            parse::sse_resume(&query, None).is_err(),
+            "filter depth {depth}"
+        );
     }
 }
 

@@ -9,6 +9,7 @@ mod error;
 mod history;
 mod monitors;
 pub(crate) mod ops;
+pub mod presence;
 mod syncs;
 
 pub use error::ApiError;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub jobs: Arc<crate::jobs::Jobs>,
     /// This node's id, store kind, leases and Redis round trip.
     pub node: Arc<crate::cluster::Node>,
+    /// Live connections of every node (`GET …/presence`).
+    pub presence: Arc<crate::presence::Presence>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -82,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitors::routes())
         .merge(history::routes())
         .merge(syncs::routes())
+        .merge(presence::routes())
         .route(
             "/healthz",
             get(|| async { Json(ServiceStatus { status: "ok" }) }),

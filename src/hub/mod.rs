@@ -13,13 +13,16 @@
 
 mod subscription;
 
-pub use subscription::{Caught, Offer, Outbound, Resume, Sink, SinkError, Subscription};
+pub use subscription::{
+    Caught, Interest, Offer, Outbound, Resume, Sink, SinkError, Subscription, Who,
+};
 
 pub use crate::{disconnect::DisconnectReason, metrics::Transport};
 
 use crate::{
     config::Limits,
     event::{self, Event},
+    filter::Facts,
     metrics::{EventCounters, Metrics},
     store::{Appended, Body, Draft, EventLog, Idempotency, Snapshot, StoreError},
 };
@@ -47,6 +50,8 @@ const TRIM_EVERY: Duration = Duration::from_secs(600);
 pub struct Published {
     pub event: Event,
     encodings: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// What filters compare, read from the data once, for filtered subscribers only.
+    facts: OnceLock<Box<Facts>>,
     counters: Arc<EventCounters>,
 }
 
@@ -56,7 +61,14 @@ impl Published {
             counters: metrics.event(&event.event),
             event,
             encodings: OnceLock::new(),
+            facts: OnceLock::new(),
         }
+    }
+
+    /// The event as filters see it, read on first use.
+    pub fn facts(&self) -> &Facts {
+        self.facts
+            .get_or_init(|| Box::new(Facts::of_event(&self.event)))
     }
 
     /// The per-event cache of an encoder, created empty on first use. The
@@ -201,11 +213,24 @@ impl Hub {
         resume: impl Into<Resume>,
         sink: Arc<dyn Sink>,
     ) -> Arc<Subscription> {
+        self.subscribe_with(account_id, resume, Interest::default(), sink)
+    }
+
+    /// [`Hub::subscribe`] with a filter and the connection's identity: the
+    /// snapshot, the replay and live events all pass the filter.
+    pub fn subscribe_with(
+        self: &Arc<Self>,
+        account_id: &str,
+        resume: impl Into<Resume>,
+        interest: Interest,
+        sink: Arc<dyn Sink>,
+    ) -> Arc<Subscription> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscription::new(
             id,
             account_id.to_owned(),
             sink,
+            interest,
             self.limits.queue_size,
         ));
         // Registered before reading the store, so nothing committed after the read is missed.
@@ -248,6 +273,27 @@ impl Hub {
         self.unsubscribe(sub);
     }
 
+    /// This node's subscriptions as presence entries of `node`: one
+    /// account's, or (`None`) every account's.
+    pub fn presence(
+        &self,
+        account_id: Option<&str>,
+        node: &str,
+    ) -> Vec<crate::store::PresenceEntry> {
+        let of_room = |room: &Room| {
+            let subs = room.subs.iter();
+            subs.filter_map(|s| s.presence(node)).collect::<Vec<_>>()
+        };
+        match account_id {
+            Some(account) => self
+                .rooms
+                .get(account)
+                .map(|r| of_room(&r))
+                .unwrap_or_default(),
+            None => self.rooms.iter().flat_map(|r| of_room(&r)).collect(),
+        }
+    }
+
     /// Subscriptions on this node (for stats).
     pub fn subscription_count(&self) -> usize {
         self.rooms.iter().map(|e| e.value().subs.len()).sum()
@@ -286,6 +332,9 @@ impl Hub {
             .room_snapshot(sub)
             .await
             .map_err(|_| DisconnectReason::Unavailable)?;
+        if let Some(filter) = &sub.filter {
+            snapshot = Arc::new(filter.snapshot(&snapshot));
+        }
         if reset.is_some() {
             Arc::make_mut(&mut snapshot).reset = reset;
         }
@@ -342,7 +391,9 @@ impl Hub {
             for event in history.events {
                 let seq = event.seq;
                 let published = Arc::new(Published::new(event, &self.metrics));
-                send_patiently(sub, Outbound::Event(&published), deadline).await?;
+                if sub.wants(&published) {
+                    send_patiently(sub, Outbound::Event(&published), deadline).await?;
+                }
                 since = seq;
             }
             sub.advance(since);

@@ -7,9 +7,17 @@
 //! *live*: the next seq is sent straight to the sink; an older one is a
 //! duplicate and dropped; a newer one means a gap (events lost between nodes)
 //! and sends it back to catching up.
+//!
+//! A filtered subscription ([`crate::filter`]) runs the same rule over every
+//! seq of the account: an event the filter refuses is counted as seen
+//! (`last_seq` moves) but not sent, so its seq is no gap and a resume skips
+//! it too. An unfiltered subscription pays one `None` check per event.
 
 use super::{DisconnectReason, Published, Transport};
-use crate::store::Snapshot;
+use crate::{
+    filter::Filter,
+    store::{PresenceEntry, Snapshot},
+};
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex, MutexGuard},
@@ -30,6 +38,24 @@ impl From<Option<u64>> for Resume {
     fn from(since: Option<u64>) -> Self {
         Resume { since, epoch: None }
     }
+}
+
+/// Who holds a subscription, for presence: the connection, its user (the
+/// token's `sub`; `None` for an API key) and when it connected (RFC 3339).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Who {
+    pub connection_id: String,
+    pub user: Option<String>,
+    pub connected_since: String,
+}
+
+/// What a connection asks of a subscription besides account and resume point.
+#[derive(Clone, Debug, Default)]
+pub struct Interest {
+    /// Only events (and snapshot entries) that pass; `None` takes all.
+    pub filter: Option<Arc<Filter>>,
+    /// Listed in presence when known.
+    pub who: Option<Who>,
 }
 
 /// What a transport connection accepts from the hub.
@@ -90,6 +116,8 @@ pub struct Subscription {
     pub id: u64,
     pub account_id: String,
     pub sink: Arc<dyn Sink>,
+    pub filter: Option<Arc<Filter>>,
+    pub who: Option<Who>,
     pending_limit: usize,
     state: Mutex<State>,
 }
@@ -99,12 +127,15 @@ impl Subscription {
         id: u64,
         account_id: String,
         sink: Arc<dyn Sink>,
+        interest: Interest,
         pending_limit: usize,
     ) -> Self {
         Subscription {
             id,
             account_id,
             sink,
+            filter: interest.filter,
+            who: interest.who,
             pending_limit,
             state: Mutex::new(State {
                 live: false,
@@ -122,6 +153,35 @@ impl Subscription {
 
     pub fn is_closed(&self) -> bool {
         self.state().closed
+    }
+
+    /// The highest seq of the account this subscription is up to date with
+    /// (sent, or skipped by its filter).
+    pub fn last_seq(&self) -> u64 {
+        self.state().last_seq
+    }
+
+    /// This subscription as presence lists it on `node`; `None` when its
+    /// connection did not say who holds it.
+    pub fn presence(&self, node: &str) -> Option<PresenceEntry> {
+        let who = self.who.as_ref()?;
+        Some(PresenceEntry {
+            connection_id: who.connection_id.clone(),
+            account_id: self.account_id.clone(),
+            user: who.user.clone(),
+            transport: self.sink.transport().as_str().to_owned(),
+            node: node.to_owned(),
+            connected_since: who.connected_since.clone(),
+            last_seq: self.last_seq(),
+            filtered: self.filter.is_some(),
+        })
+    }
+
+    /// Whether the filter lets `event` through (always, unfiltered).
+    pub fn wants(&self, event: &Published) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|filter| filter.passes(event.facts()))
     }
 
     /// Hands a message to the sink, counting delivered events.
@@ -155,6 +215,10 @@ impl Subscription {
             state.pending.push_back(event.clone());
             return Offer::CatchUpFrom(state.last_seq);
         }
+        if !self.wants(event) {
+            state.last_seq = seq;
+            return Offer::Taken;
+        }
         match self.deliver(Outbound::Event(event)) {
             Ok(()) => {
                 state.last_seq = seq;
@@ -187,6 +251,11 @@ impl Subscription {
             if seq > state.last_seq + 1 {
                 return Ok(Caught::Again(state.last_seq));
             }
+            if !self.wants(&event) {
+                state.pending.pop_front();
+                state.last_seq = seq;
+                continue;
+            }
             match self.deliver(Outbound::Event(&event)) {
                 Ok(()) => {
                     state.pending.pop_front();
@@ -207,5 +276,58 @@ impl Subscription {
         state.closed = true;
         state.pending.clear();
         was_open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{event::Event, metrics::Metrics};
+    use serde_json::json;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<u64>>);
+
+    impl Sink for Seen {
+        fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError> {
+            if let Outbound::Event(p) = msg {
+                self.0.lock().unwrap().push(p.event.seq);
+            }
+            Ok(())
+        }
+        fn close(&self, _: DisconnectReason) {}
+    }
+
+    fn published(seq: u64, name: &str) -> Arc<Published> {
+        let event = Event {
+            event: name.into(),
+            account_id: "a".into(),
+            seq,
+            id: format!("e{seq}"),
+            published_at: "T".into(),
+            data: serde_json::value::to_raw_value(&json!({})).unwrap(),
+        };
+        Arc::new(Published::new(event, &Metrics::default()))
+    }
+
+    #[test]
+    fn a_filtered_seq_is_seen_not_sent_and_is_no_gap() {
+        let sink = Arc::new(Seen::default());
+        let filter = Filter::parse(&json!([{ "events": ["keep"] }])).unwrap();
+        let interest = Interest {
+            filter: Some(Arc::new(filter)),
+            who: None,
+        };
+        let sub = Subscription::new(1, "a".into(), sink.clone(), interest, 8);
+        // Parked during the catch-up: 1 is skipped there too.
+        assert_eq!(sub.offer(&published(1, "drop")), Offer::Taken);
+        assert_eq!(sub.finish_catch_up(), Ok(Caught::Live));
+        for (seq, name) in [(2, "keep"), (3, "drop"), (4, "drop"), (5, "keep")] {
+            assert_eq!(sub.offer(&published(seq, name)), Offer::Taken, "seq {seq}");
+        }
+        assert_eq!(*sink.0.lock().unwrap(), [2, 5]);
+        assert_eq!(sub.last_seq(), 5);
+        // A real gap still sends it back to catching up.
+        assert_eq!(sub.offer(&published(7, "keep")), Offer::CatchUpFrom(5));
     }
 }

@@ -7,6 +7,7 @@
 use crate::{
     api::bodies::{ErrorBody, EventsPage, MonitorList, ServiceStatus, Unchanged},
     api::ops::Stats,
+    api::presence::PresenceList,
     event::{CredentialTest, CustomEvent, PhoneTest},
     heartbeat::{MonitorSpec, MonitorView, StatusOverride},
     store::{Receipt, Snapshot},
@@ -115,6 +116,10 @@ struct StreamQuery {
     /// The epoch of that seq; another than the account's gets a reset snapshot.
     #[param(nullable = false)]
     epoch: Option<String>,
+    /// A subscription filter as URL-encoded JSON, e.g. `[{"monitorIds":["m1"]}]`
+    /// (docs/FILTERS.md): only matching events and snapshot entries are sent.
+    #[param(nullable = false)]
+    filter: Option<String>,
 }
 
 #[derive(IntoParams)]
@@ -212,6 +217,20 @@ fn events_since() {}
     ),
     security(("apiKey" = []), ("clientToken" = []), ("queryToken" = [])))]
 fn status() {}
+
+/// `GET /v1/accounts/{account}/presence`
+#[utoipa::path(get, path = "/v1/accounts/{account}/presence", tag = "read",
+    summary = "The account's live connections on every node, and the seq each is at",
+    params(AccountPath, TokenQuery),
+    responses(
+        (status = 200, description = "The connections", body = PresenceList),
+        (status = 400, description = "Bad path or query", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "The token is for another account", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ),
+    security(("apiKey" = []), ("clientToken" = []), ("queryToken" = [])))]
+fn presence() {}
 
 /// `GET /v1/accounts/{account}/stream`
 #[utoipa::path(get, path = "/v1/accounts/{account}/stream", tag = "realtime",

@@ -15,6 +15,8 @@
 //! - [`LeaseStore`] (`leases`): named leases with an expiry, so one node of
 //!   a cluster does a job (checks a monitor) while it lives.
 //! - [`RateStore`] (`rates`): token buckets, so a rate limit holds across nodes.
+//! - [`PresenceStore`] (`presence`): each node's live connections, expiring
+//!   with the node ([`MemoryPresence`] for a single node).
 //!
 //! Later roles (sync jobs, a webhook outbox, monitor history) each get a trait
 //! of their own here and a field in [`Stores`]; none exists yet.
@@ -31,6 +33,7 @@ mod leases;
 mod log;
 mod memory;
 mod monitors;
+mod presence;
 mod rates;
 pub mod redis;
 mod sqlite;
@@ -48,6 +51,7 @@ pub use log::{
 };
 pub use memory::MemoryLog;
 pub use monitors::{MonitorStore, StoredMonitor};
+pub use presence::{MemoryPresence, PresenceEntry, PresenceStore, sort_entries as presence_sort};
 pub use rates::{MemoryRates, RateStore};
 pub use redis::{ConnectError, Durability, FanoutReport, FanoutStats, RedisSettings, RedisStore};
 pub use sqlite::SqliteStore;
@@ -77,6 +81,8 @@ pub struct Stores {
     pub jobs: Arc<dyn JobStore>,
     pub leases: Arc<dyn LeaseStore>,
     pub rates: Arc<dyn RateStore>,
+    /// In this process unless a cluster store serves it (`RedisStore`).
+    pub presence: Arc<dyn PresenceStore>,
 }
 
 impl Stores {
@@ -92,6 +98,7 @@ impl Stores {
             leases: store.clone(),
             rates: store.clone(),
             monitors: store,
+            presence: Arc::new(MemoryPresence::default()),
         }
     }
 

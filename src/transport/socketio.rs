@@ -32,6 +32,7 @@ use crate::{
     config::Limits,
     disconnect::{self, Disconnect, DisconnectReason},
     event,
+    filter::Filter,
     hub::{Hub, Outbound, Resume, Sink, SinkError, Transport},
     subscribe::{self, SubscribeError, SubscribeRequest, Subscriptions},
 };
@@ -88,11 +89,12 @@ impl std::ops::Deref for Ctx {
     }
 }
 
-/// The verified identity and resume point, set by the connect middleware.
+/// The verified identity, resume point and filter, set by the connect middleware.
 #[derive(Clone)]
 struct Conn {
     claims: Claims,
     resume: Resume,
+    filter: Option<Arc<Filter>>,
 }
 
 /// The connection's subscriptions, so a disconnect can release them all.
@@ -105,13 +107,14 @@ impl Subs {
     }
 }
 
-/// `io(url, { auth: { token, since, epoch } })`. `since` and `epoch` stay raw so that the
-/// subscribe path judges them (a `1e400` is a bad `since`, not a bad payload).
+/// `io(url, { auth: { token, since, epoch, filter } })`. `since`, `epoch` and `filter` stay
+/// raw so that the subscribe path judges them (a `1e400` is a bad `since`, not a bad payload).
 #[derive(Deserialize)]
 pub(crate) struct ConnectAuth {
     pub(crate) token: Option<String>,
     pub(crate) since: Option<Box<RawValue>>,
     pub(crate) epoch: Option<Box<RawValue>>,
+    pub(crate) filter: Option<Box<RawValue>>,
 }
 
 /// A connect refusal; its text is the `connect_error` message.
@@ -177,7 +180,11 @@ fn admit(
 ) -> Result<(), Refusal> {
     let auth = auth.map_err(|_| AuthError::MissingToken)?;
     let claims = ctx.jwt.verify(auth.token.as_deref().unwrap_or_default())?;
-    let resume = subscribe::parse_resume(auth.since.as_deref(), auth.epoch.as_deref())?;
+    let (resume, filter) = subscribe::parse_start(
+        auth.since.as_deref(),
+        auth.epoch.as_deref(),
+        auth.filter.as_deref(),
+    )?;
     // The session's place, taken at its handshake ([`SessionLimit`]).
     let permit = match socket.req_parts().extensions.get::<Session>() {
         Some(Session(permit)) => permit.clone(),
@@ -187,8 +194,14 @@ fn admit(
         ),
     };
     permit.set_quiet(false);
+    let subs = Subscriptions::of(socket.id.to_string(), permit.opened_at().to_owned());
+    socket.extensions.insert(Subs(Arc::new(Mutex::new(subs))));
     socket.extensions.insert(permit);
-    socket.extensions.insert(Conn { claims, resume });
+    socket.extensions.insert(Conn {
+        claims,
+        resume,
+        filter,
+    });
     Ok(())
 }
 
@@ -199,12 +212,13 @@ async fn on_connect(socket: SocketRef, State(ctx): State<Ctx>) {
         let _ = socket.disconnect();
         return;
     };
-    let subs = Subs::default();
+    let subs = socket.extensions.get::<Subs>().unwrap_or_default();
     let sink: Arc<dyn Sink> = Arc::new(SocketSink {
         socket: socket.clone(),
     });
+    let (resume, filter) = (conn.resume.clone(), conn.filter.clone());
     subs.lock()
-        .join_own(hub, &conn.claims, conn.resume.clone(), sink);
+        .join_own(hub, &conn.claims, resume, filter, sink);
     socket.extensions.insert(subs.clone());
     tracing::info!(transport = "socketio", socket = %socket.id, account = %conn.claims.account_id,
         user = %conn.claims.sub, since = ?conn.resume.since, epoch = ?conn.resume.epoch, "connection opened");
@@ -275,13 +289,14 @@ fn close_word(reason: SioDisconnectReason) -> &'static str {
     }
 }
 
-/// `{accountId, since?, epoch?}`: an admin watches another account.
+/// `{accountId, since?, epoch?, filter?}`: an admin watches another account.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SubscribeEvent {
     account_id: String,
     since: Option<Value>,
     epoch: Option<Box<RawValue>>,
+    filter: Option<Box<RawValue>>,
 }
 
 async fn on_subscribe(
@@ -305,7 +320,7 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
         Err(e) => {
             return error(
                 "bad_request",
-                format!("subscribe takes {{accountId, since?, epoch?}}: {e}"),
+                format!("subscribe takes {{accountId, since?, epoch?, filter?}}: {e}"),
             );
         }
     };
@@ -314,8 +329,8 @@ async fn subscribe(socket: &SocketRef, req: Result<SubscribeEvent, String>, ctx:
         Ok(since) => since,
         Err(_) => return refused(SubscribeError::BadSince),
     };
-    let req = match SubscribeRequest::parse(req.account_id, since.as_deref(), req.epoch.as_deref())
-    {
+    let parsed = SubscribeRequest::parse(req.account_id, since.as_deref(), req.epoch.as_deref());
+    let req = match parsed.and_then(|r| r.with_filter(req.filter.as_deref())) {
         Ok(req) => req,
         Err(e) => return refused(e),
     };

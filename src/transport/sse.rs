@@ -22,8 +22,9 @@ use super::{Context, PeerIp, next_connection_id, refusal_error, wire};
 use crate::{
     admission::Permit,
     api::{self, ApiError},
+    auth,
     disconnect::{DisconnectReason, Notice},
-    hub::{Outbound, Resume, Sink, SinkError, Subscription, Transport},
+    hub::{Interest, Outbound, Resume, Sink, SinkError, Subscription, Transport, Who},
     subscribe::{self, SubscribeError, SubscribeRequest},
 };
 use axum::{
@@ -59,6 +60,8 @@ pub(crate) struct StreamQuery {
     token: Option<String>,
     pub(crate) since: Option<String>,
     pub(crate) epoch: Option<String>,
+    /// URL-encoded JSON ([`crate::filter`]).
+    pub(crate) filter: Option<String>,
 }
 
 async fn stream_events(
@@ -84,6 +87,8 @@ async fn stream_events(
     let since = resume_point(&headers, query.since)?;
     let epoch = query.epoch.as_deref().map(subscribe::parse_epoch_text);
     let epoch = epoch.transpose().map_err(bad_request)?;
+    let filter = query.filter.as_deref().map(subscribe::parse_filter_text);
+    let filter = filter.transpose().map_err(bad_request)?;
     let permit = ctx
         .admission
         .admit(ip, Transport::Sse)
@@ -95,7 +100,17 @@ async fn stream_events(
     let (queue, events) = mpsc::channel(ctx.limits.queue_size);
     let (ending, ending_rx) = watch::channel(None);
     let sink: Arc<dyn Sink> = Arc::new(SseSink { queue, ending });
-    let subscription = ctx.hub.subscribe(&account, Resume { since, epoch }, sink);
+    let who = Who {
+        connection_id: format!("sse-{id}"),
+        user: reader(&ctx, &headers, query.token.as_deref()),
+        connected_since: permit.opened_at().to_owned(),
+    };
+    let interest = Interest {
+        filter,
+        who: Some(who),
+    };
+    let resume = Resume { since, epoch };
+    let subscription = ctx.hub.subscribe_with(&account, resume, interest, sink);
     let open = Open {
         ctx: ctx.clone(),
         id,
@@ -117,6 +132,14 @@ async fn stream_events(
         HeaderValue::from_static("no"),
     );
     Ok(response)
+}
+
+/// The user a stream's token names; `None` for an API key.
+fn reader(ctx: &Context, headers: &HeaderMap, query_token: Option<&str>) -> Option<String> {
+    let header = headers.get(header::AUTHORIZATION);
+    let token = header.and_then(|h| h.to_str().ok()).and_then(auth::bearer);
+    let claims = ctx.jwt.verify(token.or(query_token)?).ok()?;
+    Some(claims.sub)
 }
 
 fn bad_request(e: SubscribeError) -> ApiError {

@@ -106,6 +106,9 @@ pub fn ws_error(code: &str, message: &str) -> serde_json::Result<Utf8Bytes> {
     .map(Utf8Bytes::from)
 }
 
+/// A field of a client frame kept as raw JSON for the subscribe path to judge.
+pub type Raw<'a> = Option<&'a RawValue>;
+
 /// A `/ws` client frame, decoded as far as its type needs. `since` stays
 /// raw for the one subscribe path to judge (a `1e400` is a bad `since`, not
 /// a malformed frame).
@@ -114,11 +117,13 @@ pub enum WsClientFrame<'a> {
         token: String,
         since: Option<&'a RawValue>,
         epoch: Option<&'a RawValue>,
+        filter: Option<&'a RawValue>,
     },
     Subscribe {
         account_id: String,
         since: Option<&'a RawValue>,
         epoch: Option<&'a RawValue>,
+        filter: Option<&'a RawValue>,
     },
     Ping,
 }
@@ -136,6 +141,8 @@ struct RawClientFrame<'a> {
     since: Option<&'a RawValue>,
     #[serde(borrow)]
     epoch: Option<&'a RawValue>,
+    #[serde(borrow)]
+    filter: Option<&'a RawValue>,
 }
 
 const EXPECTED_FRAME: &str = r#"expected {"type": "auth" | "subscribe" | "ping", …}"#;
@@ -154,11 +161,13 @@ pub fn ws_client_frame(text: &str) -> Result<WsClientFrame<'_>, String> {
             token: string(frame.token, "token")?,
             since: frame.since,
             epoch: frame.epoch,
+            filter: frame.filter,
         }),
         "subscribe" => Ok(WsClientFrame::Subscribe {
             account_id: string(frame.account_id, "accountId")?,
             since: frame.since,
             epoch: frame.epoch,
+            filter: frame.filter,
         }),
         other => Err(format!("{EXPECTED_FRAME}: unknown type {other:?}")),
     }

@@ -19,15 +19,15 @@
 
 use super::{
     Context, PeerIp, next_connection_id, refusal_error,
-    wire::{self, WsClientFrame},
+    wire::{self, Raw, WsClientFrame},
 };
 use crate::{
     admission::Permit,
     api::ApiError,
     auth::{self, AuthError, Claims},
     disconnect::{self, Disconnect, DisconnectReason},
-    hub::{Outbound, Resume, Sink, SinkError, Transport},
-    subscribe::{self, SubscribeError, SubscribeRequest, Subscriptions},
+    hub::{Outbound, Sink, SinkError, Transport},
+    subscribe::{self, Start, SubscribeError, SubscribeRequest, Subscriptions},
 };
 use axum::{
     Router,
@@ -50,7 +50,6 @@ use futures::{
     stream::{SplitSink, SplitStream},
 };
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::{
     fmt::Display,
     sync::Arc,
@@ -114,6 +113,7 @@ struct WsQuery {
     token: Option<String>,
     since: Option<String>,
     epoch: Option<String>,
+    filter: Option<String>,
 }
 
 /// A token given with the upgrade request, checked before upgrading.
@@ -149,7 +149,8 @@ async fn upgrade(
         Some(Ok(claims)) => Credential::Verified(claims),
         Some(Err(e)) => Credential::Refused(e),
     };
-    let resume = subscribe::parse_resume_text(query.since.as_deref(), query.epoch.as_deref())
+    let (since, epoch, filter) = (query.since.as_deref(), query.epoch.as_deref(), query.filter);
+    let start = subscribe::parse_start_text(since, epoch, filter.as_deref())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let max = ctx.limits.max_message_bytes;
     Ok(ws
@@ -157,7 +158,7 @@ async fn upgrade(
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve(ctx, permit, socket, credential, resume)))
+        .on_upgrade(move |socket| serve(ctx, permit, socket, credential, start)))
 }
 
 /// The connection's outgoing side: the bounded queue and the ending signal.
@@ -222,7 +223,7 @@ async fn serve(
     permit: Permit,
     socket: WebSocket,
     credential: Credential,
-    resume: Resume,
+    start: Start,
 ) {
     let id = next_connection_id();
     let opened = Instant::now();
@@ -238,12 +239,12 @@ async fn serve(
         id,
         outbox,
         claims: None,
-        subs: Subscriptions::default(),
+        subs: Subscriptions::of(format!("ws-{id}"), permit.opened_at().to_owned()),
         bad_frames: 0,
     };
     match credential {
         Credential::Absent => {}
-        Credential::Verified(claims) => conn.authenticated(claims, resume),
+        Credential::Verified(claims) => conn.authenticated(claims, start),
         Credential::Refused(e) => conn.refuse(e),
     }
     let readable = conn.run(stream, ending_rx.clone()).await;
@@ -377,13 +378,14 @@ impl Connection {
                 token,
                 since,
                 epoch,
+                filter,
             } => {
-                let resume = match subscribe::parse_resume(since, epoch) {
-                    Ok(resume) => resume,
+                let start = match subscribe::parse_start(since, epoch, filter) {
+                    Ok(start) => start,
                     Err(e) => return self.bad_frame(e.code(), e),
                 };
                 match self.ctx.jwt.verify(&token) {
-                    Ok(claims) => self.authenticated(claims, resume),
+                    Ok(claims) => self.authenticated(claims, start),
                     Err(e) => self.refuse(e),
                 }
             }
@@ -391,15 +393,16 @@ impl Connection {
                 account_id,
                 since,
                 epoch,
-            } => self.subscribe(account_id, since, epoch),
+                filter,
+            } => self.subscribe(account_id, since, epoch, filter),
         }
     }
 
-    fn authenticated(&mut self, claims: Claims, resume: Resume) {
+    fn authenticated(&mut self, claims: Claims, (resume, filter): Start) {
         tracing::info!(transport = "websocket", connection = self.id, account = %claims.account_id,
             user = %claims.sub, since = resume.since, epoch = resume.epoch, "connection authenticated");
         self.subs
-            .join_own(&self.ctx.hub, &claims, resume, self.outbox.clone());
+            .join_own(&self.ctx.hub, &claims, resume, filter, self.outbox.clone());
         self.claims = Some(claims);
     }
 
@@ -411,10 +414,11 @@ impl Connection {
     /// An admin watches another account; a non-admin gets `forbidden` and
     /// nothing else. A frame that could never succeed (no auth yet, a bad
     /// account id or `since`) counts as a bad frame.
-    fn subscribe(&mut self, account: String, since: Option<&RawValue>, epoch: Option<&RawValue>) {
+    fn subscribe(&mut self, account: String, since: Raw<'_>, epoch: Raw<'_>, filter: Raw<'_>) {
         let parsed = match self.claims {
             None => Err(SubscribeError::NotAuthenticated),
-            Some(_) => SubscribeRequest::parse(account, since, epoch),
+            Some(_) => SubscribeRequest::parse(account, since, epoch)
+                .and_then(|req| req.with_filter(filter)),
         };
         let added = parsed.and_then(|req| {
             let requested = req.account_id.clone();

@@ -426,6 +426,53 @@
     prepend(li);
   }
 
+  // ---- presence ------------------------------------------------------------------------------
+
+  /** How often the tabs line is read again (also shortly after each change of the state). */
+  const PRESENCE_EVERY = 5000;
+
+  /**
+   * "3 tabs, all at seq 42", or how many lag behind the furthest one (marked, each named in the
+   * tooltip). Filtered tabs count the events they skip as seen, so their seq compares too.
+   * @param {import('../src/index.js').Presence} presence
+   */
+  function showPresence(presence) {
+    const tabs = $('tabs');
+    const list = presence.connections;
+    const head = Math.max(0, ...list.map((c) => c.lastSeq));
+    const behind = list.filter((c) => c.lastSeq < head);
+    const count = `${list.length} tab${list.length === 1 ? '' : 's'}`;
+    tabs.hidden = list.length === 0;
+    tabs.classList.toggle('lagging', behind.length > 0);
+    tabs.textContent = behind.length === 0
+      ? `${count}, ${list.length === 1 ? '' : 'all '}at seq ${head}`
+      : `${count}: ${behind.length} behind (at seq ${behind.map((c) => c.lastSeq).join(', ')}, others at ${head})`;
+    tabs.title = list
+      .map((c) => `${c.transport} · ${c.user ?? 'API key'} · ${c.node}: seq ${c.lastSeq}${c.lastSeq < head ? ' (behind)' : ''}`)
+      .join('\n');
+  }
+
+  /**
+   * Keeps the tabs line current while `hub` is the page's client: every PRESENCE_EVERY, and
+   * soon after each state change. Best effort: a failed read leaves the line as it was.
+   * @param {Client} hub
+   */
+  function watchPresence(hub) {
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let timer;
+    const read = () => {
+      clearTimeout(timer);
+      if (client !== hub) return;
+      timer = setTimeout(read, PRESENCE_EVERY);
+      hub.fetchPresence().then((p) => client === hub && showPresence(p), () => {});
+    };
+    hub.subscribe(() => {
+      clearTimeout(timer);
+      timer = setTimeout(read, 500);
+    });
+    read();
+  }
+
   // ---- connection ----------------------------------------------------------------------------
 
   /** @type {Record<string, string>} */
@@ -557,6 +604,8 @@
       render(state);
     });
     render(hub.getState());
+    $('tabs').hidden = true;
+    watchPresence(hub);
   }
 
   function signOut() {

@@ -16,8 +16,10 @@ import type {
   HubEvent,
   HubEventMap,
   PhoneStatusChanged,
+  Presence,
   Snapshot,
   StatusSync,
+  SubscriptionFilter,
   SyncProgress,
 } from './types.js';
 import { StatushubError, errorFromResponse, refusalError, toStatushubError } from './errors.js';
@@ -72,6 +74,11 @@ export interface ConnectOptions {
   token: string;
   /** Called for a fresh token when the hub refuses the current one as expired. */
   getToken?: () => string | Promise<string>;
+  /**
+   * Only events (and snapshot entries) matching this filter (docs/FILTERS.md). Seqs keep the
+   * account's numbering, so the client treats a jump in seq as normal instead of as missed events.
+   */
+  filter?: SubscriptionFilter;
   socketOptions?: SocketIoOptions;
   /**
    * `false`: create the client without opening the socket; `open()` does (once). The React
@@ -127,6 +134,8 @@ export interface StatushubClient {
   onReset(listener: (snapshot: Snapshot) => void): Unsubscribe;
   /** `GET /v1/accounts/{account}/status` with the client's current token: the account's snapshot. */
   fetchStatus(accountId?: string): Promise<Snapshot>;
+  /** `GET /v1/accounts/{account}/presence`: the account's live connections and the seq each is at. */
+  fetchPresence(accountId?: string): Promise<Presence>;
   /** Opens the socket if it is not open yet; idempotent (for `autoConnect: false`). */
   open(): void;
 
@@ -164,7 +173,7 @@ const CUTOFF_RESET_MS = 30_000;
 
 
 export function connect(options: ConnectOptions): StatushubClient {
-  const { url, getToken } = options;
+  const { url, getToken, filter } = options;
   let token = options.token;
   let state: HubState = initialState;
   let connection: Connection = Object.freeze({ state: 'connecting', lastResume: 'none', error: null });
@@ -255,8 +264,11 @@ export function connect(options: ConnectOptions): StatushubClient {
     // The function form runs on every (re)connect: current token, current since and its epoch.
     auth: (cb: (data: object) => void) => {
       sentSince = currentSince();
-      if (sentSince === undefined) cb({ token });
-      else cb(state.epoch === undefined ? { token, since: sentSince } : { token, since: sentSince, epoch: state.epoch });
+      const auth: Record<string, unknown> = { token };
+      if (sentSince !== undefined) auth.since = sentSince;
+      if (sentSince !== undefined && state.epoch !== undefined) auth.epoch = state.epoch;
+      if (filter) auth.filter = filter;
+      cb(auth);
     },
   });
 
@@ -280,7 +292,7 @@ export function connect(options: ConnectOptions): StatushubClient {
 
   function handleEvent(ev: HubEvent): void {
     if (resyncing || closed) return;
-    const outcome = applyEvent(state, ev);
+    const outcome = applyEvent(state, ev, !!filter);
     switch (outcome.type) {
       case 'applied':
         resyncs = 0;
@@ -432,15 +444,16 @@ export function connect(options: ConnectOptions): StatushubClient {
     setStatus('disconnected');
   }
 
-  async function fetchStatus(accountId = tokenAccount(token) ?? state.accountId ?? undefined): Promise<Snapshot> {
-    if (accountId === undefined) throw new StatushubError('statushub: no account id in the token; pass one to fetchStatus', 'fatal', 'bad_request');
+  /** `GET /v1/accounts/{account}/{what}` with the current token. */
+  async function read<T>(what: string, accountId = tokenAccount(token) ?? state.accountId ?? undefined): Promise<T> {
+    if (accountId === undefined) throw new StatushubError('statushub: no account id in the token; pass one', 'fatal', 'bad_request');
     const doFetch = options.fetch ?? globalThis.fetch;
     const base = url.replace(/\/+$/, '');
-    const response = await doFetch(`${base}/v1/accounts/${encodeURIComponent(accountId)}/status`, {
+    const response = await doFetch(`${base}/v1/accounts/${encodeURIComponent(accountId)}/${what}`, {
       headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
     });
     if (!response.ok) throw await errorFromResponse(response);
-    return (await response.json()) as Snapshot;
+    return (await response.json()) as T;
   }
 
   if (options.autoConnect !== false) open();
@@ -469,7 +482,8 @@ export function connect(options: ConnectOptions): StatushubClient {
     onError: (listener) => add(errorListeners, listener),
     onResume: (listener) => add(resumeListeners, listener),
     onReset: (listener) => add(resetListeners, listener),
-    fetchStatus,
+    fetchStatus: (accountId) => read<Snapshot>('status', accountId),
+    fetchPresence: (accountId) => read<Presence>('presence', accountId),
     open,
     onPhoneStatusChanged: (l) => on('phone_status_changed', l),
     offPhoneStatusChanged: (l) => off('phone_status_changed', l),

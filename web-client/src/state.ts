@@ -78,14 +78,17 @@ export function applySnapshot(state: HubState, snapshot: Snapshot): HubState {
   return next as unknown as HubState;
 }
 
-/** Applies one event if it is the next in sequence; see {@link EventOutcome}. */
-export function applyEvent(state: HubState, ev: HubEvent): EventOutcome {
+/**
+ * Applies one event if it is the next in sequence; see {@link EventOutcome}. With `gapsExpected`
+ * (a filtered subscription, whose seqs skip the events it does not follow) any newer seq applies.
+ */
+export function applyEvent(state: HubState, ev: HubEvent, gapsExpected = false): EventOutcome {
   const meta = ev.meta as Partial<HubEvent['meta']> | undefined;
   if (!isObject(meta) || meta.accountId == null || !isSeq(meta.seq)) return { type: 'invalid' };
   if (state.accountId === null) return { type: 'no_baseline' };
   if (String(meta.accountId) !== state.accountId) return { type: 'foreign' };
   if (meta.seq <= state.seq) return { type: 'duplicate' };
-  if (meta.seq > state.seq + 1) return { type: 'gap', expected: state.seq + 1, received: meta.seq };
+  if (meta.seq > state.seq + 1 && !gapsExpected) return { type: 'gap', expected: state.seq + 1, received: meta.seq };
   return { type: 'applied', state: { ...reduceData(state, ev.event, ev.data), seq: meta.seq } };
 }
 

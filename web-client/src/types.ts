@@ -148,3 +148,47 @@ export interface HubEvent<D = unknown> {
   data: D;
   meta: EventMeta;
 }
+
+/**
+ * One alternative of a subscription filter: an event matches it when every field given matches
+ * (docs/FILTERS.md says what each field is compared with). Event names may end in `*` (a prefix).
+ */
+export interface FilterAlternative {
+  events?: string[];
+  monitorIds?: string[];
+  kinds?: HealthChanged['kind'][];
+  healthLevels?: MonitorHealth[];
+  phoneIds?: string[];
+  providers?: string[];
+  syncKinds?: string[];
+}
+
+/**
+ * A subscription filter: the hub sends only events (and snapshot entries) matching any
+ * alternative. Seqs keep the account's numbering, so a filtered client sees gaps, which are normal.
+ */
+export type SubscriptionFilter = FilterAlternative[];
+
+/** One live connection of an account (`GET /v1/accounts/{account}/presence`). */
+export interface PresenceEntry {
+  /** The Socket.IO socket id, `ws-N` or `sse-N`; unique per node. */
+  connectionId: string;
+  accountId: string;
+  /** The token's `sub`; `null` for a stream opened with an API key. */
+  user: string | null;
+  transport: 'socketio' | 'websocket' | 'sse';
+  node: string;
+  /** RFC 3339. */
+  connectedSince: string;
+  /** The account's seq the connection is up to date with (a filtered one counts skipped events as seen). */
+  lastSeq: number;
+  filtered: boolean;
+}
+
+/** The account's live connections on every node. */
+export interface Presence {
+  accountId: string;
+  /** The node that answered. */
+  node: string;
+  connections: PresenceEntry[];
+}

@@ -247,6 +247,41 @@ pub async fn bounded<T>(
     }
 }
 
+/// Write commands of several accounts sent together, replies ignored: one
+/// pipeline on one server; on a cluster one per account (a pipeline may only
+/// hold keys of one slot), sent concurrently.
+pub struct Pipes {
+    per_account: bool,
+    pipes: std::collections::BTreeMap<String, Pipeline>,
+}
+
+impl Pipes {
+    pub fn new(conn: &Conn) -> Self {
+        Pipes {
+            per_account: conn.is_cluster(),
+            pipes: Default::default(),
+        }
+    }
+
+    /// The pipeline `account`'s commands go into.
+    pub fn of(&mut self, account: &str) -> &mut Pipeline {
+        let group = if self.per_account { account } else { "" };
+        self.pipes
+            .entry(group.to_owned())
+            .or_insert_with(redis::pipe)
+    }
+
+    /// Sends every pipeline; the first failure, if any.
+    pub async fn run(self, conn: &Conn) -> Result<(), StoreError> {
+        let sent = futures::future::join_all(self.pipes.into_values().map(|pipe| {
+            let mut conn = conn.clone();
+            async move { bounded(pipe.query_async::<()>(&mut conn)).await }
+        }))
+        .await;
+        sent.into_iter().collect()
+    }
+}
+
 /// Every key matching `pattern`, by `SCAN` (each step bounded in time) on
 /// the server, or on every master of a cluster.
 pub async fn scan(conn: &mut Conn, pattern: &str) -> Result<Vec<String>, StoreError> {

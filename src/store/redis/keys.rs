@@ -58,6 +58,16 @@ impl AccountKeys {
     pub fn key(&self, what: &str) -> String {
         format!("{}:{what}", self.tagged)
     }
+
+    /// One node's presence entries for the account (a JSON list that expires).
+    pub fn presence(&self, node: &str) -> String {
+        format!("{}:presence:{node}", self.tagged)
+    }
+
+    /// Set: the nodes that published presence for the account.
+    pub fn presence_nodes(&self) -> String {
+        format!("{}:presence-nodes", self.tagged)
+    }
 }
 
 /// The suffixes `SCAN` looks for when it has to visit every account.

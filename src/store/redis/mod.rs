@@ -52,6 +52,7 @@ mod jobs;
 mod keys;
 mod leases;
 mod monitors;
+mod presence;
 mod rates;
 mod reads;
 mod scripts;
@@ -62,8 +63,8 @@ pub use conn::{ConnectError, Durability, RedisSettings};
 pub use subscriber::{FanoutReport, FanoutStats};
 
 use super::{
-    Appended, Draft, EventLog, Feed, History, LeaseGrant, LeaseStore, MonitorStore, RateStore,
-    Snapshot, StoreError, StoreFuture, StoredMonitor,
+    Appended, Draft, EventLog, Feed, History, LeaseGrant, LeaseStore, MonitorStore, PresenceEntry,
+    PresenceStore, RateStore, Snapshot, StoreError, StoreFuture, StoredMonitor,
 };
 use crate::config::Retention;
 use keys::Keys;
@@ -94,6 +95,8 @@ pub struct RedisStore {
     /// True once closed. Appends hold it shared while they run, so `close`
     /// (exclusive) waits for the appends in progress and then refuses the rest.
     closed: Arc<tokio::sync::RwLock<bool>>,
+    /// The accounts this process last published presence for, per node.
+    presence: presence::Published,
 }
 
 impl RedisStore {
@@ -167,6 +170,7 @@ impl RedisStore {
             retention,
             jobs,
             closed: Arc::new(tokio::sync::RwLock::new(false)),
+            presence: presence::Published::default(),
         };
         (store, listening)
     }
@@ -397,6 +401,38 @@ impl RateStore for RedisStore {
             self.keys.rate(name),
             rate,
             burst,
+        ))
+    }
+}
+
+impl PresenceStore for RedisStore {
+    fn publish<'a>(
+        &'a self,
+        node: &'a str,
+        entries: Vec<PresenceEntry>,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        let conn = self.conn.clone();
+        Box::pin(presence::publish(
+            conn,
+            &self.keys,
+            &self.presence,
+            node,
+            entries,
+            ttl,
+        ))
+    }
+
+    fn list<'a>(&'a self, account_id: &'a str) -> StoreFuture<'a, Vec<PresenceEntry>> {
+        Box::pin(presence::list(self.conn.clone(), &self.keys, account_id))
+    }
+
+    fn withdraw<'a>(&'a self, node: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(presence::withdraw(
+            self.conn.clone(),
+            &self.keys,
+            &self.presence,
+            node,
         ))
     }
 }
