@@ -278,6 +278,7 @@ impl ServeArgs {
                 max_in_flight: self.monitor_max_in_flight,
                 min_interval: Duration::from_millis(self.min_monitor_interval_ms),
             },
+            webhooks: crate::webhooks::Settings::default(),
         };
         Ok((config, generated))
     }

@@ -20,6 +20,8 @@ pub struct Config {
     pub limits: Limits,
     pub retention: Retention,
     pub monitors: MonitorSettings,
+    /// The webhook dispatcher's timing (defaults; tests shorten and inject a clock).
+    pub webhooks: crate::webhooks::Settings,
 }
 
 /// Per-connection and per-request bounds. Each has a `STATUSHUB_*` variable

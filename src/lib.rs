@@ -27,5 +27,6 @@ pub mod server;
 pub mod store;
 pub mod subscribe;
 pub mod transport;
+pub mod webhooks;
 
 pub use server::{Server, run};

@@ -14,6 +14,7 @@ use crate::{
     rate_limit::PublishLimiter,
     store::{ConnectError, FanoutStats, Feed, RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
+    webhooks::Webhooks,
 };
 use axum::{
     http::{HeaderName, Method, header},
@@ -83,6 +84,7 @@ pub struct Server {
     admission: Arc<Admission>,
     /// Cross-node fan-out figures (Redis mode only).
     fanout: Option<Arc<FanoutStats>>,
+    webhooks: Arc<Webhooks>,
     /// The server's shutdown signal: transports end their connections on
     /// it, admission refuses newcomers, the HTTP layer stops accepting.
     signal: CancellationToken,
@@ -121,6 +123,16 @@ impl Server {
             };
         let signal = CancellationToken::new();
         let admission = Admission::new(&config.limits, hub.metrics.clone(), signal.clone());
+        let webhooks = Webhooks::new(
+            stores.webhooks.clone(),
+            stores.outbox.clone(),
+            config.webhooks.clone(),
+        );
+        // The dispatcher stops with the signal (stage 2 of the shutdown
+        // order), before the store closes. The Redis outbox is not built yet.
+        if config.redis_url.is_none() {
+            webhooks.start(signal.clone());
+        }
         Ok(Server {
             config,
             origins,
@@ -129,6 +141,7 @@ impl Server {
             heartbeat,
             admission,
             fanout,
+            webhooks,
             signal,
         })
     }
@@ -149,6 +162,7 @@ impl Server {
             heartbeat,
             admission,
             fanout,
+            webhooks,
             signal,
         } = self;
         let jwt = Jwt::new(&config.jwt_secret);
@@ -176,6 +190,7 @@ impl Server {
             )),
             heartbeat: heartbeat.clone(),
             fanout,
+            webhooks,
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))

@@ -676,7 +676,7 @@ async fn figures_count_monitors_checks_and_latency() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(1024);
-    let Stores { log, monitors } =
+    let Stores { log, monitors, .. } =
         Stores::sqlite(dir.path(), Retention::default(), feed_tx).expect("open store");
     let hub = Hub::start(log, feed_rx, Limits::default());
     let settings = MonitorSettings {

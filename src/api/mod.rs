@@ -8,6 +8,7 @@ pub mod bodies;
 mod error;
 mod monitors;
 pub(crate) mod ops;
+mod webhooks;
 
 pub use error::ApiError;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     pub publish_limit: Arc<PublishLimiter>,
     /// Cross-node fan-out figures (Redis mode only).
     pub fanout: Option<Arc<crate::store::FanoutStats>>,
+    /// Outbound webhooks: endpoints, deliveries, the test event.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -72,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/accounts/{account}/status", get(status))
         .merge(monitors::routes())
+        .merge(webhooks::routes())
         .route(
             "/healthz",
             get(|| async { Json(ServiceStatus { status: "ok" }) }),
@@ -288,9 +292,11 @@ async fn report<R: Report>(
         key,
         derive,
     };
-    Ok(created(
-        state.hub.publish(&account, R::EVENT, body, idem).await?,
-    ))
+    let appended = state.hub.publish(&account, R::EVENT, body, idem).await?;
+    if R::EVENT == event::STATUS_SYNC {
+        return webhooks::created_with_services(&state, appended).await;
+    }
+    Ok(created(appended))
 }
 
 async fn custom_event(

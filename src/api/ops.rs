@@ -42,7 +42,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         monitors,
         fanout,
     } = report(&state);
-    let mut others: Vec<&dyn Families> = vec![&monitors];
+    let webhooks = state.webhooks.report().await;
+    let mut others: Vec<&dyn Families> = vec![&monitors, &webhooks];
     if let Some(fanout) = &fanout {
         others.push(fanout);
     }

@@ -10,9 +10,11 @@
 //!   sent on the feed channel handed to it at open, per account in sequence
 //!   order, so the hub never has to re-order.
 //! - [`MonitorStore`] (`monitors`): heartbeat monitors' settings and check state.
+//! - [`WebhookRegistry`] and [`Outbox`] (`webhooks`): subscribed endpoints and
+//!   the deliveries owed to them, written by `append` in its atomic step.
 //!
-//! Later roles (sync jobs, a webhook outbox, monitor history) each get a trait
-//! of their own here and a field in [`Stores`]; none exists yet.
+//! Later roles (sync jobs, monitor history) each get a trait of their own
+//! here and a field in [`Stores`].
 //!
 //! Implementations are chosen at run time and handed to the server as one
 //! [`Stores`] bundle of `Arc<dyn …>`. [`SqliteStore`] implements every role for
@@ -25,6 +27,7 @@ mod memory;
 mod monitors;
 pub mod redis;
 mod sqlite;
+mod webhooks;
 
 pub use crate::event::Section;
 pub use log::{
@@ -35,6 +38,10 @@ pub use memory::MemoryLog;
 pub use monitors::{MonitorStore, StoredMonitor};
 pub use redis::{ConnectError, Durability, FanoutReport, FanoutStats, RedisSettings, RedisStore};
 pub use sqlite::SqliteStore;
+pub use webhooks::{
+    Attempt, Delivery, DeliveryStatus, Endpoint, NewDelivery, Next, Outbox, OutboxDepth,
+    PutWebhook, WebhookRegistry, fill_services_notified, pattern_matches, subscribed,
+};
 
 use crate::config::Retention;
 use std::{future::Future, path::Path, pin::Pin, sync::Arc};
@@ -57,14 +64,18 @@ pub enum StoreError {
 pub struct Stores {
     pub log: Arc<dyn EventLog>,
     pub monitors: Arc<dyn MonitorStore>,
+    pub webhooks: Arc<dyn WebhookRegistry>,
+    pub outbox: Arc<dyn Outbox>,
 }
 
 impl Stores {
     /// Every role served by one backend.
-    pub fn shared<S: EventLog + MonitorStore>(store: Arc<S>) -> Stores {
+    pub fn shared<S: EventLog + MonitorStore + WebhookRegistry + Outbox>(store: Arc<S>) -> Stores {
         Stores {
             log: store.clone(),
-            monitors: store,
+            monitors: store.clone(),
+            webhooks: store.clone(),
+            outbox: store,
         }
     }
 

@@ -70,6 +70,12 @@ impl Keys {
         }
     }
 
+    /// Hash: webhook endpoint id → endpoint JSON (every account's; not
+    /// under an account's hash tag).
+    pub fn webhooks(&self) -> String {
+        format!("{}:webhooks", self.prefix)
+    }
+
     /// A `SCAN MATCH` pattern for one kind of per-account key.
     pub fn pattern(&self, suffix: &str) -> String {
         format!("{}:{{*}}{suffix}", self.prefix)

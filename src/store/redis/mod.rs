@@ -42,6 +42,7 @@ mod monitors;
 mod reads;
 mod scripts;
 mod subscriber;
+mod webhooks;
 mod writer;
 
 pub use conn::{ConnectError, Durability, RedisSettings};

@@ -12,6 +12,8 @@ pub struct Scripts {
     pub trim: Script,
     pub save_monitor_state: Script,
     pub delete_monitor: Script,
+    pub put_webhook: Script,
+    pub delete_webhook: Script,
 }
 
 pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -21,4 +23,6 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     trim: Script::new(include_str!("scripts/trim.lua")),
     save_monitor_state: Script::new(include_str!("scripts/save_monitor_state.lua")),
     delete_monitor: Script::new(include_str!("scripts/delete_monitor.lua")),
+    put_webhook: Script::new(include_str!("scripts/put_webhook.lua")),
+    delete_webhook: Script::new(include_str!("scripts/delete_webhook.lua")),
 });

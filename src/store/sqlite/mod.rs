@@ -10,11 +10,14 @@
 //! - `schema`: migrations and connection settings;
 //! - `writer`: the writer thread, its batches and the feed;
 //! - `log`: the [`EventLog`](super::EventLog) role's SQL;
-//! - `monitors`: the [`MonitorStore`](super::MonitorStore) role's SQL.
+//! - `monitors`: the [`MonitorStore`](super::MonitorStore) role's SQL;
+//! - `webhooks`: the webhook registry and outbox roles' SQL (the outbox
+//!   rows of an append are written by `log`, in its transaction).
 
 mod log;
 mod monitors;
 mod schema;
+mod webhooks;
 mod writer;
 
 use super::{Feed, StoreError};

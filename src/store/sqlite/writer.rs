@@ -7,6 +7,7 @@ use super::{
     log::{self, Outcome},
     monitors::{self, MonitorWrite},
     now_ms, unavailable,
+    webhooks::WebhookOp,
 };
 use crate::{
     config::Retention,
@@ -24,6 +25,8 @@ pub(super) enum WriteOp {
     Append(Draft, oneshot::Sender<Result<Appended, StoreError>>),
     Monitor(MonitorWrite, oneshot::Sender<Result<bool, StoreError>>),
     Trim(oneshot::Sender<Result<u64, StoreError>>),
+    /// A webhook registry or outbox write, in a transaction of its own.
+    Webhook(WebhookOp),
     /// Commit what is pending, checkpoint, answer, stop.
     Close(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -93,6 +96,7 @@ impl Writer {
                     WriteOp::Trim(reply) => {
                         let _ = reply.send(self.trim().map_err(unavailable));
                     }
+                    WriteOp::Webhook(op) => op.run(&mut self.conn),
                     WriteOp::Close(reply) => closer = Some(reply),
                 }
                 if closer.is_none() && batch.len() < MAX_BATCH {
