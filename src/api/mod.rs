@@ -8,7 +8,7 @@ pub mod bodies;
 mod error;
 mod monitors;
 pub(crate) mod ops;
-mod webhooks;
+pub(crate) mod webhooks;
 
 pub use error::ApiError;
 

@@ -25,20 +25,26 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
 pub fn routes() -> Router<AppState> {
-    let mut router = Router::new()
+    Router::new()
         .route("/v1/webhooks", get(list))
-        .route("/v1/accounts/{account}/webhooks", get(list));
-    for base in ["/v1/webhooks/{id}", "/v1/accounts/{account}/webhooks/{id}"] {
-        router = router
-            .route(base, get(read).put(put).delete(delete))
-            .route(&format!("{base}/deliveries"), get(deliveries))
-            .route(
-                &format!("{base}/deliveries/{{delivery}}/retry"),
-                post(retry),
-            )
-            .route(&format!("{base}/test"), post(test));
-    }
-    router
+        .route("/v1/webhooks/{id}", get(read).put(put).delete(delete))
+        .route("/v1/webhooks/{id}/deliveries", get(deliveries))
+        .route("/v1/webhooks/{id}/deliveries/{delivery}/retry", post(retry))
+        .route("/v1/webhooks/{id}/test", post(test))
+        .route("/v1/accounts/{account}/webhooks", get(list))
+        .route(
+            "/v1/accounts/{account}/webhooks/{id}",
+            get(read).put(put).delete(delete),
+        )
+        .route(
+            "/v1/accounts/{account}/webhooks/{id}/deliveries",
+            get(deliveries),
+        )
+        .route(
+            "/v1/accounts/{account}/webhooks/{id}/deliveries/{delivery}/retry",
+            post(retry),
+        )
+        .route("/v1/accounts/{account}/webhooks/{id}/test", post(test))
 }
 
 impl From<WebhookError> for ApiError {
