@@ -129,10 +129,8 @@ impl Server {
             config.webhooks.clone(),
         );
         // The dispatcher stops with the signal (stage 2 of the shutdown
-        // order), before the store closes. The Redis outbox is not built yet.
-        if config.redis_url.is_none() {
-            webhooks.start(signal.clone());
-        }
+        // order), before the store closes.
+        webhooks.start(signal.clone());
         Ok(Server {
             config,
             origins,

@@ -113,7 +113,7 @@ struct DeliveriesQuery {
 /// `GET /v1/webhooks`
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
     summary = "The webhook endpoints of every scope (never the secrets)",
-    
+
     responses(
         (status = 200, description = "The endpoints", body = EndpointList),
         (status = 400, description = "Bad path, query or body", body = ErrorBody),

@@ -173,10 +173,10 @@ pub trait Outbox: Send + Sync + 'static {
     -> StoreFuture<'_, Vec<Delivery>>;
 
     /// Records an attempt on a claimed delivery and frees its lease.
-    fn settle<'a>(&'a self, delivery_id: &'a str, attempt: Attempt) -> StoreFuture<'a, bool>;
+    fn settle<'a>(&'a self, delivery: &'a Delivery, attempt: Attempt) -> StoreFuture<'a, bool>;
 
     /// Frees a claim without an attempt (the dispatcher was busy).
-    fn release<'a>(&'a self, delivery_id: &'a str) -> StoreFuture<'a, bool>;
+    fn release<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, bool>;
 
     /// The endpoint's deliveries, newest first.
     fn deliveries<'a>(

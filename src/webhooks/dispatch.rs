@@ -185,7 +185,7 @@ impl Dispatcher {
         let lease = self.settings.lease.as_millis() as i64;
         for delivery in self.outbox.claim_due(now, lease, CLAIM_BATCH).await? {
             if !self.reserve(&delivery.endpoint_id) {
-                self.outbox.release(&delivery.id).await?;
+                self.outbox.release(&delivery).await?;
                 continue;
             }
             let this = self.clone();
@@ -235,12 +235,12 @@ impl Dispatcher {
                     latency_ms: 0,
                     next: Next::GiveUp,
                 };
-                let _ = self.outbox.settle(&d.id, gone).await;
+                let _ = self.outbox.settle(d, gone).await;
                 return;
             }
             Err(error) => {
                 tracing::warn!(%error, "webhooks: could not read an endpoint");
-                let _ = self.outbox.release(&d.id).await;
+                let _ = self.outbox.release(d).await;
                 return;
             }
         };
@@ -301,7 +301,7 @@ impl Dispatcher {
         if attempt.next == Next::GiveUp {
             tracing::warn!(webhook = %d.endpoint_id, delivery = %d.id, "webhooks: gave up on a delivery after its retry window");
         }
-        if let Err(error) = self.outbox.settle(&d.id, attempt).await {
+        if let Err(error) = self.outbox.settle(d, attempt).await {
             tracing::warn!(%error, delivery = %d.id, "webhooks: could not record an attempt; it will be tried again");
         }
     }

@@ -14,6 +14,8 @@ pub struct Scripts {
     pub delete_monitor: Script,
     pub put_webhook: Script,
     pub delete_webhook: Script,
+    pub claim_outbox: Script,
+    pub settle_outbox: Script,
 }
 
 pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -25,4 +27,6 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     delete_monitor: Script::new(include_str!("scripts/delete_monitor.lua")),
     put_webhook: Script::new(include_str!("scripts/put_webhook.lua")),
     delete_webhook: Script::new(include_str!("scripts/delete_webhook.lua")),
+    claim_outbox: Script::new(include_str!("scripts/claim_outbox.lua")),
+    settle_outbox: Script::new(include_str!("scripts/settle_outbox.lua")),
 });

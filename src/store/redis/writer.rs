@@ -29,7 +29,10 @@ use super::{
 use crate::{
     config::Retention,
     event::Event,
-    store::{Appended, Body, Draft, EntryChange, Receipt, StoreError},
+    store::{
+        Appended, Body, Draft, Endpoint, EntryChange, Receipt, StoreError, fill_services_notified,
+        subscribed,
+    },
 };
 use redis::{Value, aio::ConnectionManager};
 use serde_json::value::RawValue;
@@ -76,6 +79,8 @@ struct Prepared {
     next: Option<String>,
     /// The event's data as sent (for the feed).
     data: Box<RawValue>,
+    /// Whether webhook deliveries were queued with it.
+    queued: bool,
 }
 
 /// What one script reply says.
@@ -118,9 +123,18 @@ impl Writer {
         }
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
+        let endpoints = match self.webhooks().await {
+            Ok(endpoints) => endpoints,
+            Err(e) => {
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
+                }
+                return;
+            }
+        };
         let mut prepared = Vec::with_capacity(batch.len());
         for job in batch {
-            prepared.extend(self.prepare(job, &mut pipe));
+            prepared.extend(self.prepare(job, &endpoints, &mut pipe));
         }
         if prepared.is_empty() {
             return;
@@ -181,8 +195,16 @@ impl Writer {
     }
 
     /// Builds the script call for one draft, or answers it with why not.
-    fn prepare(&mut self, job: Job, pipe: &mut redis::Pipeline) -> Option<Prepared> {
+    fn prepare(
+        &mut self,
+        job: Job,
+        endpoints: &[Endpoint],
+        pipe: &mut redis::Pipeline,
+    ) -> Option<Prepared> {
         let draft = &job.draft;
+        // The webhook endpoints this event is queued for: its data says so
+        // and the script queues exactly these, in the step that sequences it.
+        let notified = subscribed(endpoints, &draft.account_id, &draft.event);
         let keys = self.keys.account(&draft.account_id);
         let (fingerprint, idem_key) = match &draft.idempotency {
             Some(idem) => (idem.fingerprint.as_str(), keys.idempotency(&idem.key)),
@@ -204,7 +226,14 @@ impl Writer {
                         let parsed = previous
                             .as_deref()
                             .and_then(|text| serde_json::from_str(text).ok());
-                        let EntryChange { data, entry } = derive(parsed.as_ref());
+                        let EntryChange {
+                            mut data,
+                            mut entry,
+                        } = derive(parsed.as_ref());
+                        fill_services_notified(&draft.event, &mut data, &notified);
+                        if let Some(entry) = &mut entry {
+                            fill_services_notified(&draft.event, entry, &notified);
+                        }
                         let data = match serde_json::value::to_raw_value(&data) {
                             Ok(data) => data,
                             Err(e) => {
@@ -225,6 +254,7 @@ impl Writer {
             }
         };
         let body = codec::encode_body(&draft.event, &draft.id, &draft.published_at, &data);
+        let (envelope_head, envelope_tail) = envelope_around_seq(draft, &data);
         let (believed_flag, believed_value) = match &believed {
             None => ("", ""),
             Some(None) => ("0", ""),
@@ -234,13 +264,16 @@ impl Writer {
             Some(value) => ("1", value.as_str()),
             None => ("0", ""),
         };
-        pipe.cmd("EVALSHA")
+        let call = pipe
+            .cmd("EVALSHA")
             .arg(SCRIPTS.append.get_hash())
-            .arg(4)
+            .arg(6)
             .arg(&keys.meta)
             .arg(&keys.events)
             .arg(&keys.entries)
             .arg(&idem_key)
+            .arg(&keys.outbox)
+            .arg(&keys.outbox_pending)
             .arg(conn::new_epoch())
             .arg(self.retention.max_events.max(1))
             .arg(mode)
@@ -254,12 +287,21 @@ impl Writer {
             .arg(self.retention.idempotency_ttl.as_secs().max(1))
             .arg(&draft.id)
             .arg(&draft.published_at)
-            .arg(&keys.channel);
+            .arg(&keys.channel)
+            .arg(envelope_head)
+            .arg(envelope_tail)
+            .arg(&draft.account_id)
+            .arg(&draft.event);
+        for endpoint in &notified {
+            call.arg(crate::store::webhooks::new_delivery_id())
+                .arg(endpoint);
+        }
         Some(Prepared {
             job,
             entry: entry_key,
             next,
             data,
+            queued: !notified.is_empty(),
         })
     }
 
@@ -274,6 +316,9 @@ impl Writer {
             Reply::New(seq, epoch) => {
                 if let Some(key) = &p.entry {
                     self.entries.insert(key.clone(), p.next.clone());
+                }
+                if p.queued {
+                    self.note_outbox(&p.job.draft.account_id).await;
                 }
                 let draft = p.job.draft;
                 let event = Event {
@@ -335,6 +380,29 @@ impl Writer {
                 .reply
                 .send(Err(StoreError::Unavailable(e.to_string())));
         }
+    }
+}
+
+/// The event's envelope (as the SSE `data:` line) cut around its seq, which
+/// only the script knows: the webhook body is `head + seq + tail`.
+fn envelope_around_seq(draft: &Draft, data: &RawValue) -> (String, String) {
+    const MARK: &str = "\"seq\":18446744073709551615";
+    let event = Event {
+        event: draft.event.clone(),
+        account_id: draft.account_id.clone(),
+        seq: u64::MAX,
+        id: draft.id.clone(),
+        published_at: draft.published_at.clone(),
+        data: data.to_owned(),
+    };
+    let text = serde_json::to_string(&event).unwrap_or_default();
+    // The mark comes before any data (name and account hold no quotes).
+    match text.find(MARK) {
+        Some(at) => (
+            format!("{}\"seq\":", &text[..at]),
+            text[at + MARK.len()..].to_owned(),
+        ),
+        None => (String::new(), String::new()),
     }
 }
 

@@ -154,13 +154,13 @@ impl Outbox for SqliteStore {
         Box::pin(self.webhook(move |r| WebhookOp::Claim(now_ms, lease_ms, limit, r)))
     }
 
-    fn settle<'a>(&'a self, delivery_id: &'a str, attempt: Attempt) -> StoreFuture<'a, bool> {
-        let id = delivery_id.to_owned();
+    fn settle<'a>(&'a self, delivery: &'a Delivery, attempt: Attempt) -> StoreFuture<'a, bool> {
+        let id = delivery.id.clone();
         Box::pin(self.webhook(|r| WebhookOp::Settle(id, attempt, r)))
     }
 
-    fn release<'a>(&'a self, delivery_id: &'a str) -> StoreFuture<'a, bool> {
-        let id = delivery_id.to_owned();
+    fn release<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, bool> {
+        let id = delivery.id.clone();
         Box::pin(self.webhook(|r| WebhookOp::Release(id, r)))
     }
 
