@@ -55,6 +55,7 @@ impl SqliteStore {
         let path = data_dir.join("statushub.db");
         let mut conn = schema::open_connection(&path).map_err(unavailable)?;
         schema::migrate(&mut conn).map_err(unavailable)?;
+        webhooks::release_leases(&conn).map_err(unavailable)?;
         let writes = Writer::spawn(conn, retention, feed)?;
         Ok(SqliteStore {
             writes,

@@ -219,6 +219,17 @@ impl Outbox for SqliteStore {
     }
 }
 
+/// Frees every claim: one SQLite file serves one node, so a claim found at
+/// open was left by a process that died mid-attempt (`kill -9`); its
+/// delivery is due again at once instead of after the lease.
+pub(super) fn release_leases(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE outbox SET lease_until_ms = 0 WHERE lease_until_ms <> 0",
+        [],
+    )?;
+    Ok(())
+}
+
 /// The endpoints `event` of `account` is queued for, inside the append's
 /// transaction.
 pub(super) fn queue_for(
