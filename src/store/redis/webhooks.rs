@@ -365,7 +365,7 @@ impl Outbox for RedisStore {
                 .into_iter()
                 .filter(|d| d.endpoint_id == endpoint_id && status.is_none_or(|s| s == d.status))
                 .collect();
-            found.sort_by(|a, b| (b.created_ms, b.seq).cmp(&(a.created_ms, a.seq)));
+            found.sort_by_key(|d| std::cmp::Reverse((d.created_ms, d.seq)));
             found.truncate(limit);
             Ok(found)
         })
