@@ -21,7 +21,7 @@ pub struct Config {
     pub retention: Retention,
     pub monitors: MonitorSettings,
     /// The webhook dispatcher's timing (defaults; tests shorten and inject a clock).
-    pub webhooks: crate::webhooks::Settings,
+    pub webhooks: WebhookSettings,
 }
 
 /// Per-connection and per-request bounds. Each has a `STATUSHUB_*` variable
@@ -151,4 +151,60 @@ pub fn split_list(raw: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Milliseconds since the Unix epoch, as the dispatcher sees time.
+pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    })
+}
+
+/// The webhook dispatcher's timing (`webhooks::dispatch`).
+#[derive(Clone)]
+pub struct WebhookSettings {
+    /// Where the dispatcher reads the time (tests move it by hand).
+    pub clock: Clock,
+    /// How often the outbox is polled for due deliveries.
+    pub poll: Duration,
+    /// One attempt's whole time (connect, send, answer).
+    pub timeout: Duration,
+    /// Attempts in flight to one endpoint at most.
+    pub per_endpoint: usize,
+    /// How long a claim holds a delivery (a node that died mid-attempt
+    /// gives it up after this).
+    pub lease: Duration,
+    /// How long after its event a delivery is retried before it fails.
+    pub window: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            clock: system_clock(),
+            poll: Duration::from_millis(250),
+            timeout: Duration::from_secs(10),
+            per_endpoint: 4,
+            lease: Duration::from_secs(60),
+            window: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("poll", &self.poll)
+            .field("timeout", &self.timeout)
+            .field("per_endpoint", &self.per_endpoint)
+            .field("lease", &self.lease)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
 }

@@ -10,6 +10,7 @@
 //! sleeping.
 
 use super::{Figures, sign};
+pub use crate::config::{Clock, WebhookSettings as Settings, system_clock};
 use crate::store::{Attempt, Delivery, Next, Outbox, WebhookRegistry};
 use reqwest::{StatusCode, header};
 use std::{
@@ -20,66 +21,11 @@ use std::{
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Milliseconds since the Unix epoch, as the dispatcher sees time.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The wall clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    })
-}
-
 /// The retry schedule after the first, second, … failed attempt; the last
 /// step repeats until the retry window ends.
 const SCHEDULE_SECS: [u64; 7] = [5, 60, 300, 1800, 7200, 21600, 43200];
 /// Most deliveries claimed per poll.
 const CLAIM_BATCH: usize = 256;
-
-#[derive(Clone)]
-pub struct Settings {
-    /// Where the dispatcher reads the time (tests move it by hand).
-    pub clock: Clock,
-    /// How often the outbox is polled for due deliveries.
-    pub poll: Duration,
-    /// One attempt's whole time (connect, send, answer).
-    pub timeout: Duration,
-    /// Attempts in flight to one endpoint at most.
-    pub per_endpoint: usize,
-    /// How long a claim holds a delivery (a node that died mid-attempt
-    /// gives it up after this).
-    pub lease: Duration,
-    /// How long after its event a delivery is retried before it fails.
-    pub window: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            clock: system_clock(),
-            poll: Duration::from_millis(250),
-            timeout: Duration::from_secs(10),
-            per_endpoint: 4,
-            lease: Duration::from_secs(60),
-            window: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("poll", &self.poll)
-            .field("timeout", &self.timeout)
-            .field("per_endpoint", &self.per_endpoint)
-            .field("lease", &self.lease)
-            .field("window", &self.window)
-            .finish_non_exhaustive()
-    }
-}
 
 /// When to try again after `failed` failed attempts (1 = the first), or
 /// give up: the schedule plus up to 10 % jitter, or the receiver's
