@@ -516,3 +516,48 @@ async fn test_event_retry_and_metrics() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_new_one_for_24_hours() {
+    let clock = TestClock::default();
+    let server = server(&clock).await;
+    let receiver = Receiver::start().await;
+    let old = subscribe(&server, "/v1/webhooks/h", &receiver.url(), json!(["*"])).await;
+    let (status, rotated) = server
+        .post("/v1/webhooks/h/rotate-secret", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    let (_, read) = server.get("/v1/webhooks/h", Some(API_KEY)).await;
+    assert!(read.to_string().find("whsec_").is_none(), "{read}");
+
+    server.publish("acme", "one", json!({})).await;
+    wait_for("the first delivery", WAIT, || async {
+        receiver.delivered().len() == 1
+    })
+    .await;
+    let hit = &receiver.delivered()[0];
+    assert!(
+        verify(&new, hit) && verify(&old, hit),
+        "both sign during the overlap"
+    );
+    assert_eq!(hit.header("webhook-signature").split(' ').count(), 2);
+
+    clock.advance(Duration::from_secs(24 * 3600 + 60));
+    server.publish("acme", "two", json!({})).await;
+    wait_for("the second delivery", WAIT, || async {
+        receiver.delivered().len() == 2
+    })
+    .await;
+    let hit = &receiver.delivered()[1];
+    assert!(
+        verify(&new, hit) && !verify(&old, hit),
+        "the old one no longer signs"
+    );
+    let (status, body) = server
+        .post("/v1/accounts/acme/webhooks/h/rotate-secret", &json!({}))
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    server.stop().await;
+}

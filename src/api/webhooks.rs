@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/webhooks/{id}/deliveries", get(deliveries))
         .route("/v1/webhooks/{id}/deliveries/{delivery}/retry", post(retry))
         .route("/v1/webhooks/{id}/test", post(test))
+        .route("/v1/webhooks/{id}/rotate-secret", post(rotate))
         .route("/v1/accounts/{account}/webhooks", get(list))
         .route(
             "/v1/accounts/{account}/webhooks/{id}",
@@ -45,6 +46,10 @@ pub fn routes() -> Router<AppState> {
             post(retry),
         )
         .route("/v1/accounts/{account}/webhooks/{id}/test", post(test))
+        .route(
+            "/v1/accounts/{account}/webhooks/{id}/rotate-secret",
+            post(rotate),
+        )
 }
 
 impl From<WebhookError> for ApiError {
@@ -195,6 +200,15 @@ async fn retry(State(state): State<AppState>, path: WebhookPath) -> Result<Respo
         .retry(path.account.as_deref(), path.id(), delivery)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+/// 200 with the endpoint and its new secret (shown this once).
+async fn rotate(State(state): State<AppState>, path: WebhookPath) -> Result<Response, ApiError> {
+    let view = state
+        .webhooks
+        .rotate(path.account.as_deref(), path.id())
+        .await?;
+    Ok(Json(view).into_response())
 }
 
 /// 202 with the queued `webhook.test` delivery.

@@ -311,3 +311,31 @@ fn account_webhook_retry() {}
     ),
     security(("apiKey" = [])))]
 fn account_webhook_test() {}
+
+/// `POST /v1/webhooks/{id}/rotate-secret`
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
+    summary = "Give the endpoint a new signing secret; the old one signs beside it for 24 h",
+    params(GlobalHook),
+    responses(
+        (status = 200, description = "The endpoint with its new secret `whsec_…`, shown once", body = EndpointView),
+        (status = 404, description = "No such webhook in this scope", body = ErrorBody),
+        (status = 400, description = "Bad path, query or body", body = ErrorBody),
+        (status = 401, description = "No or bad API key", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+fn webhook_rotate() {}
+
+/// `POST /v1/accounts/{account}/webhooks/{id}/rotate-secret`
+#[utoipa::path(post, path = "/v1/accounts/{account}/webhooks/{id}/rotate-secret", tag = "webhooks",
+    summary = "Give the endpoint a new signing secret; the old one signs beside it for 24 h",
+    params(AccountHook),
+    responses(
+        (status = 200, description = "The endpoint with its new secret `whsec_…`, shown once", body = EndpointView),
+        (status = 404, description = "No such webhook in this scope", body = ErrorBody),
+        (status = 400, description = "Bad path, query or body", body = ErrorBody),
+        (status = 401, description = "No or bad API key", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+fn account_webhook_rotate() {}

@@ -40,7 +40,8 @@ pub use redis::{ConnectError, Durability, FanoutReport, FanoutStats, RedisSettin
 pub use sqlite::SqliteStore;
 pub use webhooks::{
     Attempt, Delivery, DeliveryStatus, Endpoint, NewDelivery, Next, Outbox, OutboxDepth,
-    PutWebhook, WebhookRegistry, fill_services_notified, pattern_matches, subscribed,
+    PreviousSecret, PutWebhook, WebhookRegistry, fill_services_notified, pattern_matches, rotated,
+    subscribed,
 };
 
 use crate::config::Retention;

@@ -31,7 +31,21 @@ pub struct Endpoint {
     pub secret: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Secrets replaced by a rotation, still signing until their time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_secrets: Vec<PreviousSecret>,
 }
+
+/// A rotated-out secret and until when it still signs (ms since the epoch).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousSecret {
+    pub secret: String,
+    pub until_ms: i64,
+}
+
+/// Rotated-out secrets kept at most (the newest).
+pub const MAX_PREVIOUS_SECRETS: usize = 3;
 
 /// What a put did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,6 +164,18 @@ pub trait WebhookRegistry: Send + Sync + 'static {
         scope: Option<Option<&'a str>>,
     ) -> StoreFuture<'a, Vec<Endpoint>>;
 
+    /// Replaces the endpoint's secret with `secret`; the old one keeps
+    /// signing until `old_until_ms` (with at most
+    /// [`MAX_PREVIOUS_SECRETS`] kept). `None` when there is no such endpoint
+    /// in that scope.
+    fn rotate_webhook_secret<'a>(
+        &'a self,
+        account_id: Option<&'a str>,
+        id: &'a str,
+        secret: String,
+        old_until_ms: i64,
+    ) -> StoreFuture<'a, Option<Endpoint>>;
+
     /// Deletes the endpoint of that scope and id, and its pending
     /// deliveries. False when there was none.
     fn delete_webhook<'a>(
@@ -200,6 +226,21 @@ pub trait Outbox: Send + Sync + 'static {
 
     /// Pending deliveries and the oldest one's age.
     fn outbox_depth(&self) -> StoreFuture<'_, OutboxDepth>;
+}
+
+/// `endpoint` after a rotation to `secret` (the old one signing until
+/// `old_until_ms`): the one rule both stores apply.
+pub fn rotated(mut endpoint: Endpoint, secret: String, old_until_ms: i64) -> Endpoint {
+    let old = std::mem::replace(&mut endpoint.secret, secret);
+    endpoint.previous_secrets.insert(
+        0,
+        PreviousSecret {
+            secret: old,
+            until_ms: old_until_ms,
+        },
+    );
+    endpoint.previous_secrets.truncate(MAX_PREVIOUS_SECRETS);
+    endpoint
 }
 
 /// Whether `event` matches one subscription pattern: a name, a prefix
@@ -264,6 +305,7 @@ mod tests {
             secret: "whsec_x".into(),
             created_at: String::new(),
             updated_at: String::new(),
+            previous_secrets: vec![],
         }
     }
 

@@ -192,12 +192,15 @@ impl Dispatcher {
         };
         let now = (self.clock)();
         let timestamp = now.div_euclid(1000);
-        let signature = sign::signature_header(
-            [endpoint.secret.as_str()],
-            &d.event_id,
-            timestamp,
-            d.body.as_bytes(),
+        // The current secret, and rotated-out ones still in their overlap.
+        let secrets = std::iter::once(endpoint.secret.as_str()).chain(
+            endpoint
+                .previous_secrets
+                .iter()
+                .filter(|p| p.until_ms > now)
+                .map(|p| p.secret.as_str()),
         );
+        let signature = sign::signature_header(secrets, &d.event_id, timestamp, d.body.as_bytes());
         let started = Instant::now();
         let sent = self
             .client

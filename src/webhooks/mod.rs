@@ -33,6 +33,9 @@ use std::sync::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// How long a rotated-out secret keeps signing beside the new one.
+pub const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
+
 /// The name of the event `POST …/webhooks/{id}/test` sends.
 pub const TEST_EVENT: &str = "webhook.test";
 
@@ -168,6 +171,7 @@ impl Webhooks {
             secret: sign::new_secret(),
             created_at: now.clone(),
             updated_at: now,
+            previous_secrets: vec![],
         };
         match self.registry.put_webhook(endpoint).await? {
             PutWebhook::Created(e) => Ok((EndpointView::of(e, true), true)),
@@ -212,6 +216,22 @@ impl Webhooks {
         } else {
             Err(WebhookError::NotFound)
         }
+    }
+
+    /// Gives the endpoint a new secret (shown in the answer, once); the old
+    /// one keeps signing beside it for [`ROTATION_OVERLAP_MS`].
+    pub async fn rotate(
+        &self,
+        account_id: Option<&str>,
+        id: &str,
+    ) -> Result<EndpointView, WebhookError> {
+        let until = (self.clock)() + ROTATION_OVERLAP_MS;
+        let endpoint = self
+            .registry
+            .rotate_webhook_secret(account_id, id, sign::new_secret(), until)
+            .await?
+            .ok_or(WebhookError::NotFound)?;
+        Ok(EndpointView::of(endpoint, true))
     }
 
     pub async fn deliveries(

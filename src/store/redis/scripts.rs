@@ -16,6 +16,7 @@ pub struct Scripts {
     pub delete_webhook: Script,
     pub claim_outbox: Script,
     pub settle_outbox: Script,
+    pub rotate_webhook: Script,
 }
 
 pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -29,4 +30,5 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     delete_webhook: Script::new(include_str!("scripts/delete_webhook.lua")),
     claim_outbox: Script::new(include_str!("scripts/claim_outbox.lua")),
     settle_outbox: Script::new(include_str!("scripts/settle_outbox.lua")),
+    rotate_webhook: Script::new(include_str!("scripts/rotate_webhook.lua")),
 });

@@ -254,6 +254,31 @@ impl WebhookRegistry for RedisStore {
         })
     }
 
+    fn rotate_webhook_secret<'a>(
+        &'a self,
+        account_id: Option<&'a str>,
+        id: &'a str,
+        secret: String,
+        old_until_ms: i64,
+    ) -> StoreFuture<'a, Option<Endpoint>> {
+        Box::pin(async move {
+            self.open_now()?;
+            let mut conn = self.conn.clone();
+            let text: Option<String> = conn::bounded(
+                SCRIPTS
+                    .rotate_webhook
+                    .key(self.keys.webhooks())
+                    .arg(id)
+                    .arg(account_id.unwrap_or_default())
+                    .arg(secret)
+                    .arg(old_until_ms)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+            text.as_deref().map(parse_endpoint).transpose()
+        })
+    }
+
     fn delete_webhook<'a>(
         &'a self,
         account_id: Option<&'a str>,

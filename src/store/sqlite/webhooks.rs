@@ -20,6 +20,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 pub(super) enum WebhookOp {
     Put(Endpoint, Reply<PutWebhook>),
     Delete(Option<String>, String, Reply<bool>),
+    Rotate(Option<String>, String, String, i64, Reply<Option<Endpoint>>),
     Claim(i64, i64, usize, Reply<Vec<Delivery>>),
     Settle(String, Attempt, Reply<bool>),
     Release(String, Reply<bool>),
@@ -60,6 +61,24 @@ impl WebhookOp {
                     )?;
                 }
                 Ok(gone)
+            }),
+            WebhookOp::Rotate(account, id, secret, until, reply) => answer(conn, reply, |tx| {
+                let found = read_endpoints(
+                    tx,
+                    "WHERE id = ?1 AND account_id = ?2",
+                    params![id, account.unwrap_or_default()],
+                )?;
+                let Some(endpoint) = found.into_iter().next() else {
+                    return Ok(None);
+                };
+                let endpoint = webhooks::rotated(endpoint, secret, until);
+                let json = serde_json::to_string(&endpoint)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                tx.execute(
+                    "UPDATE webhooks SET endpoint = ?2 WHERE id = ?1",
+                    params![id, json],
+                )?;
+                Ok(Some(endpoint))
             }),
             WebhookOp::Claim(now, lease, limit, reply) => {
                 answer(conn, reply, |tx| claim(tx, now, lease, limit))
@@ -132,6 +151,17 @@ impl WebhookRegistry for SqliteStore {
                 None => read_endpoints(&tx, "", params![]),
             }
         }))
+    }
+
+    fn rotate_webhook_secret<'a>(
+        &'a self,
+        account_id: Option<&'a str>,
+        id: &'a str,
+        secret: String,
+        old_until_ms: i64,
+    ) -> StoreFuture<'a, Option<Endpoint>> {
+        let (account, id) = (account_id.map(str::to_owned), id.to_owned());
+        Box::pin(self.webhook(move |r| WebhookOp::Rotate(account, id, secret, old_until_ms, r)))
     }
 
     fn delete_webhook<'a>(
@@ -308,6 +338,7 @@ fn put(tx: &Transaction<'_>, mut endpoint: Endpoint) -> rusqlite::Result<PutWebh
         Some(old) => {
             endpoint.secret = old.secret;
             endpoint.created_at = old.created_at;
+            endpoint.previous_secrets = old.previous_secrets;
             false
         }
         None => true,

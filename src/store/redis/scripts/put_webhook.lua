@@ -1,4 +1,4 @@
--- Creates or updates a webhook endpoint, keeping an existing one's secret
+-- Creates or updates a webhook endpoint, keeping an existing one's secrets
 -- and createdAt; refuses an id held by an endpoint of another scope.
 --
 -- KEYS[1] the endpoints hash (id -> endpoint JSON)
@@ -25,6 +25,7 @@ end
 local new = cjson.decode(ARGV[3])
 new.secret = old.secret
 new.createdAt = old.createdAt
+new.previousSecrets = old.previousSecrets
 local text = cjson.encode(new)
 redis.call('HSET', KEYS[1], ARGV[1], text)
 return {'updated', text}
