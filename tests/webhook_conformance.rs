@@ -96,6 +96,7 @@ fn endpoint(id: &str, account: Option<&str>, events: &[&str]) -> Endpoint {
         created_at: "2026-01-01T00:00:00Z".into(),
         updated_at: "2026-01-01T00:00:00Z".into(),
         previous_secrets: vec![],
+        note: None,
     }
 }
 

@@ -561,3 +561,87 @@ async fn a_rotated_secret_signs_beside_the_new_one_for_24_hours() {
     assert_eq!((status, error_code(&body)), (404, "not_found"));
     server.stop().await;
 }
+
+async fn metrics(server: &TestServer) -> String {
+    let url = format!("{}/metrics", server.url);
+    server
+        .http
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_circuit_opens_probes_closes_and_a_day_of_failure_disables() {
+    let clock = TestClock::default();
+    let server = server(&clock).await;
+    let receiver = Receiver::start().await;
+    receiver.set_down(true);
+    subscribe(&server, "/v1/webhooks/h", &receiver.url(), json!(["*"])).await;
+    // Five accounts, five heads, five failures in a row: the circuit opens.
+    for account in ["a1", "a2", "a3", "a4", "a5"] {
+        server.publish(account, "tick", json!({})).await;
+    }
+    wait_for("the circuit open", WAIT, || async {
+        metrics(&server)
+            .await
+            .contains("statushub_webhook_circuits{state=\"open\"} 1")
+    })
+    .await;
+    // A new, due delivery is held, not attempted.
+    server.publish("a6", "tick", json!({})).await;
+    wait_for("a delivery held", WAIT, || async {
+        !metrics(&server)
+            .await
+            .contains("statushub_webhook_held_total 0")
+    })
+    .await;
+    assert_eq!(receiver.hits().len(), 5, "nothing hammers an open circuit");
+
+    // After the cool-down one probe goes; it succeeds and the circuit closes.
+    receiver.set_down(false);
+    clock.advance(Duration::from_secs(61));
+    wait_for("everything delivered", WAIT, || async {
+        receiver.delivered().len() == 6
+    })
+    .await;
+    assert!(
+        metrics(&server)
+            .await
+            .contains("statushub_webhook_circuits{state=\"open\"} 0")
+    );
+
+    // Failing for a whole day disables the endpoint and says so.
+    receiver.set_down(true);
+    for account in ["b1", "b2", "b3", "b4", "b5"] {
+        server.publish(account, "tick", json!({})).await;
+    }
+    wait_for("open again", WAIT, || async {
+        metrics(&server)
+            .await
+            .contains("statushub_webhook_circuits{state=\"open\"} 1")
+    })
+    .await;
+    clock.advance(Duration::from_secs(25 * 3600));
+    wait_for("disabled", WAIT, || async {
+        let (_, read) = server.get("/v1/webhooks/h", Some(API_KEY)).await;
+        read["enabled"] == false && read["note"] == "webhook_disabled"
+    })
+    .await;
+    // A put enables it again and clears the note.
+    let (status, put) = server
+        .put(
+            "/v1/webhooks/h",
+            &json!({"url": receiver.url(), "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, &put["enabled"], put.get("note")),
+        (200, &json!(true), None)
+    );
+    server.stop().await;
+}

@@ -34,6 +34,9 @@ pub struct Endpoint {
     /// Secrets replaced by a rotation, still signing until their time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_secrets: Vec<PreviousSecret>,
+    /// Why the hub changed it (`webhook_disabled`); cleared by a put.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A rotated-out secret and until when it still signs (ms since the epoch).
@@ -306,6 +309,7 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
             previous_secrets: vec![],
+            note: None,
         }
     }
 

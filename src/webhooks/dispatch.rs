@@ -9,7 +9,11 @@
 //! an injected [`Clock`], so tests move through the backoff schedule without
 //! sleeping.
 
-use super::{Figures, sign};
+use super::{
+    Figures,
+    breaker::{Breakers, Gate},
+    sign,
+};
 pub use crate::config::{Clock, WebhookSettings as Settings, system_clock};
 use crate::store::{Attempt, Delivery, Next, Outbox, WebhookRegistry};
 use reqwest::{StatusCode, header};
@@ -79,6 +83,7 @@ pub struct Dispatcher {
     pub(super) client: reqwest::Client,
     /// Attempts in flight per endpoint.
     in_flight: Mutex<HashMap<String, usize>>,
+    pub(super) breakers: Breakers,
     /// Rings when a slot frees up or a delivery is queued by hand.
     pub(super) wake: Notify,
 }
@@ -90,6 +95,7 @@ impl Dispatcher {
         settings: Settings,
         figures: Arc<Figures>,
     ) -> Self {
+        let window_ms = settings.window.as_millis() as i64;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("statushub-webhooks/", env!("CARGO_PKG_VERSION")))
@@ -104,6 +110,7 @@ impl Dispatcher {
             figures,
             client,
             in_flight: Mutex::default(),
+            breakers: Breakers::new(window_ms),
             wake: Notify::new(),
         }
     }
@@ -130,7 +137,16 @@ impl Dispatcher {
         let now = (self.clock)();
         let lease = self.settings.lease.as_millis() as i64;
         for delivery in self.outbox.claim_due(now, lease, CLAIM_BATCH).await? {
-            if !self.reserve(&delivery.endpoint_id) {
+            let gate = self.breakers.gate(&delivery.endpoint_id, now);
+            if gate == Gate::Held || !self.reserve(&delivery.endpoint_id) {
+                if gate == Gate::Probe {
+                    self.breakers.abandon_probe(&delivery.endpoint_id);
+                }
+                if gate == Gate::Held {
+                    self.figures
+                        .held
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 self.outbox.release(&delivery).await?;
                 continue;
             }
@@ -247,11 +263,28 @@ impl Dispatcher {
             },
         };
         self.figures.attempted(&attempt);
+        let ok = attempt.next == Next::Delivered;
+        if self.breakers.record(&d.endpoint_id, ok, (self.clock)()) {
+            self.disable(endpoint).await;
+        }
         if attempt.next == Next::GiveUp {
             tracing::warn!(webhook = %d.endpoint_id, delivery = %d.id, "webhooks: gave up on a delivery after its retry window");
         }
         if let Err(error) = self.outbox.settle(d, attempt).await {
             tracing::warn!(%error, delivery = %d.id, "webhooks: could not record an attempt; it will be tried again");
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Disables an endpoint that failed for the whole retry window, saying
+    /// so in its `note` and the log.
+    async fn disable(&self, mut endpoint: crate::store::Endpoint) {
+        tracing::warn!(webhook = %endpoint.id, url = %endpoint.url, "webhook_disabled: every delivery failed for 24 h; the endpoint is disabled until it is put again");
+        endpoint.enabled = false;
+        endpoint.note = Some("webhook_disabled".into());
+        if let Err(error) = self.registry.put_webhook(endpoint).await {
+            tracing::warn!(%error, "webhooks: could not disable an endpoint");
         }
     }
 }

@@ -11,6 +11,7 @@
 //! step that sequences it (`store::webhooks`); this module manages the
 //! registry and delivers what the outbox holds.
 
+pub mod breaker;
 pub mod dispatch;
 pub mod sign;
 pub mod spec;
@@ -60,6 +61,7 @@ pub struct Figures {
     delivered: AtomicU64,
     retried: AtomicU64,
     failed: AtomicU64,
+    held: AtomicU64,
 }
 
 impl Figures {
@@ -80,6 +82,8 @@ pub struct Report {
     failed: u64,
     depth: OutboxDepth,
     now_ms: i64,
+    circuits: breaker::States,
+    held: u64,
 }
 
 impl Families for Report {
@@ -100,6 +104,19 @@ impl Families for Report {
             "gauge",
             "Webhook deliveries not delivered yet (outbox depth).",
             [(String::new(), self.depth.pending.to_string())],
+        );
+        out.family(
+            "statushub_webhook_circuits",
+            "gauge",
+            "Endpoints whose circuit breaker is open or half-open (probing) on this node; the others are closed.",
+            [("open", self.circuits.open), ("half_open", self.circuits.half_open)]
+                .map(|(s, n)| (format!("state=\"{s}\""), n.to_string())),
+        );
+        out.family(
+            "statushub_webhook_held_total",
+            "counter",
+            "Due deliveries held back because their endpoint's circuit was open.",
+            [(String::new(), self.held.to_string())],
         );
         let age = self
             .depth
@@ -172,6 +189,7 @@ impl Webhooks {
             created_at: now.clone(),
             updated_at: now,
             previous_secrets: vec![],
+            note: None,
         };
         match self.registry.put_webhook(endpoint).await? {
             PutWebhook::Created(e) => Ok((EndpointView::of(e, true), true)),
@@ -305,6 +323,8 @@ impl Webhooks {
             failed: self.figures.failed.load(Ordering::Relaxed),
             depth: self.outbox.outbox_depth().await.unwrap_or_default(),
             now_ms: (self.clock)(),
+            circuits: self.dispatcher.breakers.states(),
+            held: self.figures.held.load(Ordering::Relaxed),
         }
     }
 }

@@ -96,6 +96,10 @@ pub struct EndpointView {
     pub enabled: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// `webhook_disabled` when the hub disabled it after 24 h of failed
+    /// deliveries; a `PUT` clears it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// The signing secret (`whsec_…`): in the create answer only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -113,6 +117,7 @@ impl EndpointView {
             enabled: endpoint.enabled,
             created_at: endpoint.created_at,
             updated_at: endpoint.updated_at,
+            note: endpoint.note,
         }
     }
 }
