@@ -91,6 +91,10 @@ pub struct ServeArgs {
         default_value_t = 1000
     )]
     pub min_monitor_interval_ms: u64,
+    /// Refuse webhook deliveries to loopback, private and link-local
+    /// addresses, checked after DNS resolution (docs/WEBHOOKS.md).
+    #[arg(long, env = "STATUSHUB_OUTBOUND_DENY_PRIVATE")]
+    pub outbound_deny_private: bool,
     /// Client connections (all transports together) served at once.
     #[arg(long, env = "STATUSHUB_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -278,7 +282,10 @@ impl ServeArgs {
                 max_in_flight: self.monitor_max_in_flight,
                 min_interval: Duration::from_millis(self.min_monitor_interval_ms),
             },
-            webhooks: crate::webhooks::Settings::default(),
+            webhooks: crate::webhooks::Settings {
+                deny_private: self.outbound_deny_private,
+                ..Default::default()
+            },
         };
         Ok((config, generated))
     }

@@ -182,6 +182,9 @@ pub struct WebhookSettings {
     pub lease: Duration,
     /// How long after its event a delivery is retried before it fails.
     pub window: Duration,
+    /// `--outbound-deny-private`: refuse loopback, private and link-local
+    /// destinations (after DNS resolution).
+    pub deny_private: bool,
 }
 
 impl Default for WebhookSettings {
@@ -193,6 +196,7 @@ impl Default for WebhookSettings {
             per_endpoint: 4,
             lease: Duration::from_secs(60),
             window: Duration::from_secs(24 * 3600),
+            deny_private: false,
         }
     }
 }
@@ -205,6 +209,7 @@ impl std::fmt::Debug for WebhookSettings {
             .field("per_endpoint", &self.per_endpoint)
             .field("lease", &self.lease)
             .field("window", &self.window)
+            .field("deny_private", &self.deny_private)
             .finish_non_exhaustive()
     }
 }

@@ -645,3 +645,36 @@ async fn the_circuit_opens_probes_closes_and_a_day_of_failure_disables() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn outbound_deny_private_refuses_private_destinations_after_resolution() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::start_with(|c| c.webhooks.deny_private = true).await;
+    // An IP literal is refused at once.
+    let (status, body) = server
+        .put(
+            "/v1/webhooks/lit",
+            &json!({"url": receiver.url(), "events": ["*"]}),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (400, "bad_request"), "{body}");
+    // A name is checked on what it resolves to: localhost is loopback.
+    let port = receiver.addr.unwrap().port();
+    let url = format!("http://localhost:{port}/hook");
+    subscribe(&server, "/v1/webhooks/named", &url, json!(["*"])).await;
+    server.publish("acme", "x", json!({})).await;
+    wait_for("the refused attempt", WAIT, || async {
+        let (_, list) = server
+            .get("/v1/webhooks/named/deliveries", Some(API_KEY))
+            .await;
+        list["deliveries"][0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("--outbound-deny-private"))
+    })
+    .await;
+    assert!(
+        receiver.hits().is_empty(),
+        "nothing reached the private address"
+    );
+    server.stop().await;
+}

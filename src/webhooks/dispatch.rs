@@ -96,7 +96,11 @@ impl Dispatcher {
         figures: Arc<Figures>,
     ) -> Self {
         let window_ms = settings.window.as_millis() as i64;
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder();
+        if settings.deny_private {
+            client = client.dns_resolver(Arc::new(super::outbound::PublicOnly));
+        }
+        let client = client
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("statushub-webhooks/", env!("CARGO_PKG_VERSION")))
             .timeout(settings.timeout)
@@ -207,6 +211,16 @@ impl Dispatcher {
             }
         };
         let now = (self.clock)();
+        if self.settings.deny_private && super::outbound::literal_refused(&endpoint.url) {
+            let refused = Attempt {
+                status_code: None,
+                error: Some(super::outbound::REFUSED.into()),
+                latency_ms: 0,
+                next: Next::GiveUp,
+            };
+            let _ = self.outbox.settle(d, refused).await;
+            return;
+        }
         let timestamp = now.div_euclid(1000);
         // The current secret, and rotated-out ones still in their overlap.
         let secrets = std::iter::once(endpoint.secret.as_str()).chain(
@@ -290,6 +304,13 @@ impl Dispatcher {
 }
 
 fn describe(error: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        if e.to_string().contains(super::outbound::REFUSED) {
+            return super::outbound::REFUSED.into();
+        }
+        source = e.source();
+    }
     if error.is_timeout() {
         "timed out".into()
     } else if error.is_connect() {

@@ -13,6 +13,7 @@
 
 pub mod breaker;
 pub mod dispatch;
+pub mod outbound;
 pub mod sign;
 pub mod spec;
 
@@ -177,6 +178,9 @@ impl Webhooks {
         spec: EndpointSpec,
     ) -> Result<(EndpointView, bool), WebhookError> {
         spec.validate().map_err(WebhookError::Invalid)?;
+        if self.dispatcher.settings.deny_private && outbound::literal_refused(&spec.url) {
+            return Err(WebhookError::Invalid(format!("url: {}", outbound::REFUSED)));
+        }
         let now = event::rfc3339(event::now());
         let endpoint = Endpoint {
             id: id.to_owned(),
