@@ -91,8 +91,8 @@ pub struct ServeArgs {
         default_value_t = 1000
     )]
     pub min_monitor_interval_ms: u64,
-    /// Refuse webhook deliveries to loopback, private and link-local
-    /// addresses, checked after DNS resolution (docs/WEBHOOKS.md).
+    /// Refuse webhook deliveries and monitor checks to loopback, private and
+    /// link-local addresses, checked after DNS resolution (docs/WEBHOOKS.md).
     #[arg(long, env = "STATUSHUB_OUTBOUND_DENY_PRIVATE")]
     pub outbound_deny_private: bool,
     /// Client connections (all transports together) served at once.
@@ -281,6 +281,7 @@ impl ServeArgs {
             monitors: MonitorSettings {
                 max_in_flight: self.monitor_max_in_flight,
                 min_interval: Duration::from_millis(self.min_monitor_interval_ms),
+                deny_private: self.outbound_deny_private,
             },
             webhooks: crate::webhooks::Settings {
                 deny_private: self.outbound_deny_private,

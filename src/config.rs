@@ -113,6 +113,9 @@ pub struct MonitorSettings {
     /// Shortest `intervalMs` a monitor may ask for. 1 s in production;
     /// tests lower it to run state machines in milliseconds.
     pub min_interval: Duration,
+    /// `--outbound-deny-private`: checks of loopback, private and
+    /// link-local destinations fail instead of connecting.
+    pub deny_private: bool,
 }
 
 impl Default for MonitorSettings {
@@ -120,6 +123,7 @@ impl Default for MonitorSettings {
         MonitorSettings {
             max_in_flight: 64,
             min_interval: Duration::from_secs(1),
+            deny_private: false,
         }
     }
 }

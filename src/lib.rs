@@ -20,6 +20,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod openapi;
+pub mod outbound;
 pub mod page;
 pub mod parse;
 pub mod rate_limit;

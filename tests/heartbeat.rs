@@ -682,6 +682,7 @@ async fn figures_count_monitors_checks_and_latency() {
     let settings = MonitorSettings {
         max_in_flight: 4,
         min_interval: Duration::from_millis(10),
+        ..MonitorSettings::default()
     };
     let heartbeat = Heartbeat::start(hub, monitors, &settings)
         .await

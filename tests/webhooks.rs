@@ -649,7 +649,11 @@ async fn the_circuit_opens_probes_closes_and_a_day_of_failure_disables() {
 #[tokio::test]
 async fn outbound_deny_private_refuses_private_destinations_after_resolution() {
     let receiver = Receiver::start().await;
-    let server = TestServer::start_with(|c| c.webhooks.deny_private = true).await;
+    let server = TestServer::start_with(|c| {
+        c.webhooks.deny_private = true;
+        c.monitors.deny_private = true;
+    })
+    .await;
     // An IP literal is refused at once.
     let (status, body) = server
         .put(

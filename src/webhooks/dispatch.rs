@@ -98,7 +98,7 @@ impl Dispatcher {
         let window_ms = settings.window.as_millis() as i64;
         let mut client = reqwest::Client::builder();
         if settings.deny_private {
-            client = client.dns_resolver(Arc::new(super::outbound::PublicOnly));
+            client = client.dns_resolver(Arc::new(crate::outbound::PublicOnly));
         }
         let client = client
             .redirect(reqwest::redirect::Policy::none())
@@ -211,10 +211,10 @@ impl Dispatcher {
             }
         };
         let now = (self.clock)();
-        if self.settings.deny_private && super::outbound::literal_refused(&endpoint.url) {
+        if self.settings.deny_private && crate::outbound::literal_refused(&endpoint.url) {
             let refused = Attempt {
                 status_code: None,
-                error: Some(super::outbound::REFUSED.into()),
+                error: Some(crate::outbound::REFUSED.into()),
                 latency_ms: 0,
                 next: Next::GiveUp,
             };
@@ -306,8 +306,8 @@ impl Dispatcher {
 fn describe(error: &reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = Some(error);
     while let Some(e) = source {
-        if e.to_string().contains(super::outbound::REFUSED) {
-            return super::outbound::REFUSED.into();
+        if e.to_string().contains(crate::outbound::REFUSED) {
+            return crate::outbound::REFUSED.into();
         }
         source = e.source();
     }

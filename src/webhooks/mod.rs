@@ -13,7 +13,6 @@
 
 pub mod breaker;
 pub mod dispatch;
-pub mod outbound;
 pub mod sign;
 pub mod spec;
 
@@ -23,6 +22,7 @@ pub use spec::{DeliveryList, DeliveryView, EndpointList, EndpointSpec, EndpointV
 use crate::{
     event,
     metrics::{Exposition, Families},
+    outbound,
     store::{
         Attempt, Delivery, DeliveryStatus, Endpoint, NewDelivery, Next, Outbox, OutboxDepth,
         PutWebhook, StoreError, WebhookRegistry,

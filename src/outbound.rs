@@ -1,6 +1,6 @@
 //! `--outbound-deny-private`: for deployments where API keys are handed to
-//! less trusted parties, webhook deliveries refuse loopback, private and
-//! link-local destinations. The check runs on the addresses DNS returned
+//! less trusted parties, webhook deliveries and monitor checks refuse
+//! loopback, private and link-local destinations. The check runs on the addresses DNS returned
 //! (a resolver for the HTTP client that refuses a name with any such
 //! address), so a public name pointing inside is refused too, and on IP
 //! literals in the URL, which never reach a resolver.
