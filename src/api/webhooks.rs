@@ -12,7 +12,10 @@ use crate::{
 };
 use axum::{
     Json, Router,
-    extract::{FromRequestParts, Path, Query, State, rejection::QueryRejection},
+    extract::{
+        FromRequestParts, Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -78,9 +81,12 @@ impl FromRequestParts<AppState> for WebhookPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .unwrap_or_else(|_| Path(HashMap::new()));
+        let params = match Path::<HashMap<String, String>>::from_request_parts(parts, state).await {
+            Ok(Path(params)) => params,
+            // `/v1/webhooks` itself has no parameters.
+            Err(PathRejection::MissingPathParams(_)) => HashMap::new(),
+            Err(e) => return Err(ApiError::bad_request(e.body_text())),
+        };
         let account = params.get("account").cloned();
         if let Some(account) = &account
             && !event::valid_account_id(account)

@@ -179,8 +179,10 @@ pub trait WebhookRegistry: Send + Sync + 'static {
         old_until_ms: i64,
     ) -> StoreFuture<'a, Option<Endpoint>>;
 
-    /// Deletes the endpoint of that scope and id, and its pending
-    /// deliveries. False when there was none.
+    /// Deletes the endpoint of that scope and id. False when there was
+    /// none. Its pending deliveries are never sent: SQLite drops them at
+    /// once; on Redis they fail ("the endpoint was deleted") when next
+    /// claimed.
     fn delete_webhook<'a>(
         &'a self,
         account_id: Option<&'a str>,

@@ -449,12 +449,15 @@ impl Outbox for RedisStore {
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             let account = key_account(&record.account_id);
             let keys = self.keys.account(account);
+            // The account is listed first (a listed account with nothing
+            // pending costs nothing), then the delivery is written in its
+            // slot in one step.
+            conn::bounded(conn.sadd::<_, _, u64>(self.keys.outbox_accounts(), account)).await?;
             conn::bounded(
                 redis::pipe()
                     .atomic()
                     .hset(&keys.outbox, &record.id, &text)
                     .zadd(&keys.outbox_pending, &record.id, 0)
-                    .sadd(self.keys.outbox_accounts(), account)
                     .query_async::<()>(&mut conn),
             )
             .await?;
