@@ -143,6 +143,7 @@ async fn bad_input_gets_the_error_shape_and_changes_nothing() {
         "/v1/webhooks/a%2Fb",
         "/v1/webhooks/...",
         "/v1/webhooks/a%20b",
+        "/v1/webhooks/%FF",
         "/v1/accounts/a%20b/webhooks/w1",
     ] {
         let (status, answer) = server.put(path, &ok).await;
