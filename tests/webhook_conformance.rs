@@ -372,3 +372,37 @@ async fn still_pending(store: &dyn Roles, endpoints: Vec<String>) {
     let claimed = store.claim_due(now, 60_000, 10).await.unwrap();
     assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), [1]);
 }
+
+/// SQLite drops finished deliveries with the events (retention age), and
+/// never a pending one.
+#[tokio::test]
+async fn sqlite_trim_drops_finished_deliveries_only() {
+    let place = Place::new();
+    let retention = Retention {
+        max_age: std::time::Duration::ZERO,
+        ..Retention::default()
+    };
+    let store: Arc<dyn Roles> = Arc::new(
+        SqliteStore::open(place.dir.path(), retention, mpsc::channel(100).0).expect("open"),
+    );
+    put(&*store, endpoint("h", None, &["*"])).await;
+    store.append(fixed("a", "x")).await.unwrap();
+    store.append(fixed("b", "x")).await.unwrap();
+    let now = statushub::webhooks::system_clock()() + 1000;
+    let claimed = store.claim_due(now, 60_000, 10).await.unwrap();
+    let done = claimed.iter().find(|d| d.account_id == "a").unwrap();
+    let ok = Attempt {
+        next: Next::Delivered,
+        status_code: Some(200),
+        ..attempt(Next::Delivered)
+    };
+    assert!(store.settle(done, ok).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await; // past a zero age
+    store.trim().await.unwrap();
+    let left: Vec<String> = deliveries(&*store, "h")
+        .await
+        .into_iter()
+        .map(|d| d.account_id)
+        .collect();
+    assert_eq!(left, ["b"], "the pending one stays");
+}

@@ -76,6 +76,11 @@ pub(super) fn trim(
         "DELETE FROM idempotency WHERE created_ms < ?1",
         [idem_cutoff],
     )?;
+    // Finished webhook deliveries are kept as long as events are.
+    tx.execute(
+        "DELETE FROM outbox WHERE status <> 'pending' AND created_ms < ?1",
+        [events_cutoff],
+    )?;
     Ok(dropped as u64)
 }
 
