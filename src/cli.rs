@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// How long every monitor check is kept (hourly buckets after 24 h), e.g. 30d.
     #[arg(long, env = "STATUSHUB_MONITOR_HISTORY", default_value = "30d", value_parser = humantime::parse_duration)]
     pub monitor_history: Duration,
+    /// Refuse webhook deliveries and monitor checks to loopback, private and
+    /// link-local addresses, checked after DNS resolution (docs/WEBHOOKS.md).
+    #[arg(long, env = "STATUSHUB_OUTBOUND_DENY_PRIVATE")]
+    pub outbound_deny_private: bool,
     /// Client connections (all transports together) served at once.
     #[arg(long, env = "STATUSHUB_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -292,6 +296,11 @@ impl ServeArgs {
                 max_in_flight: self.monitor_max_in_flight,
                 min_interval: Duration::from_millis(self.min_monitor_interval_ms),
                 history: self.monitor_history,
+                deny_private: self.outbound_deny_private,
+            },
+            webhooks: crate::webhooks::Settings {
+                deny_private: self.outbound_deny_private,
+                ..Default::default()
             },
         };
         Ok((config, generated))

@@ -20,6 +20,8 @@ pub struct Config {
     pub limits: Limits,
     pub retention: Retention,
     pub monitors: MonitorSettings,
+    /// The webhook dispatcher's timing (defaults; tests shorten and inject a clock).
+    pub webhooks: WebhookSettings,
 }
 
 /// Per-connection and per-request bounds. Each has a `STATUSHUB_*` variable
@@ -118,6 +120,9 @@ pub struct MonitorSettings {
     pub min_interval: Duration,
     /// How long check results are kept (`store::HistoryPolicy::keep`).
     pub history: Duration,
+    /// `--outbound-deny-private`: checks of loopback, private and
+    /// link-local destinations fail instead of connecting.
+    pub deny_private: bool,
 }
 
 impl Default for MonitorSettings {
@@ -126,6 +131,7 @@ impl Default for MonitorSettings {
             max_in_flight: 64,
             min_interval: Duration::from_secs(1),
             history: Duration::from_secs(30 * 24 * 3600),
+            deny_private: false,
         }
     }
 }
@@ -157,4 +163,65 @@ pub fn split_list(raw: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Milliseconds since the Unix epoch, as the dispatcher sees time.
+pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    })
+}
+
+/// The webhook dispatcher's timing (`webhooks::dispatch`).
+#[derive(Clone)]
+pub struct WebhookSettings {
+    /// Where the dispatcher reads the time (tests move it by hand).
+    pub clock: Clock,
+    /// How often the outbox is polled for due deliveries.
+    pub poll: Duration,
+    /// One attempt's whole time (connect, send, answer).
+    pub timeout: Duration,
+    /// Attempts in flight to one endpoint at most.
+    pub per_endpoint: usize,
+    /// How long a claim holds a delivery (a node that died mid-attempt
+    /// gives it up after this).
+    pub lease: Duration,
+    /// How long after its event a delivery is retried before it fails.
+    pub window: Duration,
+    /// `--outbound-deny-private`: refuse loopback, private and link-local
+    /// destinations (after DNS resolution).
+    pub deny_private: bool,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            clock: system_clock(),
+            poll: Duration::from_millis(250),
+            timeout: Duration::from_secs(10),
+            per_endpoint: 4,
+            lease: Duration::from_secs(60),
+            window: Duration::from_secs(24 * 3600),
+            deny_private: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("poll", &self.poll)
+            .field("timeout", &self.timeout)
+            .field("per_endpoint", &self.per_endpoint)
+            .field("lease", &self.lease)
+            .field("window", &self.window)
+            .field("deny_private", &self.deny_private)
+            .finish_non_exhaustive()
+    }
 }

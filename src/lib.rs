@@ -23,6 +23,7 @@ pub mod hub;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
+pub mod outbound;
 pub mod page;
 pub mod parse;
 pub mod presence;
@@ -32,5 +33,6 @@ pub mod store;
 pub mod subscribe;
 pub mod transport;
 pub mod uptime;
+pub mod webhooks;
 
 pub use server::{Server, run};

@@ -17,6 +17,7 @@ use crate::{
     rate_limit::PublishLimiter,
     store::{ConnectError, FanoutStats, Feed, RedisSettings, RedisStore, StoreError, Stores},
     transport::{self, origin::OriginPolicy},
+    webhooks::Webhooks,
 };
 use axum::{
     http::{HeaderName, Method, header},
@@ -91,6 +92,7 @@ pub struct Server {
     node: Arc<Node>,
     /// This node's connections, published for every node (`GET …/presence`).
     presence: Arc<Presence>,
+    webhooks: Arc<Webhooks>,
     /// The server's shutdown signal: transports end their connections on
     /// it, admission refuses newcomers, the HTTP layer stops accepting.
     signal: CancellationToken,
@@ -153,6 +155,14 @@ impl Server {
             stores.presence.clone(),
             config.limits.presence_ttl,
         ));
+        let webhooks = Webhooks::new(
+            stores.webhooks.clone(),
+            stores.outbox.clone(),
+            config.webhooks.clone(),
+        );
+        // The dispatcher stops with the signal (stage 2 of the shutdown
+        // order), before the store closes.
+        webhooks.start(signal.clone());
         Ok(Server {
             config,
             origins,
@@ -164,6 +174,7 @@ impl Server {
             fanout,
             node,
             presence,
+            webhooks,
             signal,
         })
     }
@@ -187,6 +198,7 @@ impl Server {
             fanout,
             node,
             presence,
+            webhooks,
             signal,
         } = self;
         // The sync job sweeper (stale jobs, due retries) stops with the signal,
@@ -228,6 +240,7 @@ impl Server {
             jobs,
             node: node.clone(),
             presence,
+            webhooks,
         };
         let routes = api::router(state)
             .merge(transport::ws::router(ctx.clone()))

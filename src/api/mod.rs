@@ -11,6 +11,7 @@ mod monitors;
 pub(crate) mod ops;
 pub mod presence;
 mod syncs;
+pub(crate) mod webhooks;
 
 pub use error::ApiError;
 
@@ -64,6 +65,8 @@ pub struct AppState {
     pub node: Arc<crate::cluster::Node>,
     /// Live connections of every node (`GET …/presence`).
     pub presence: Arc<crate::presence::Presence>,
+    /// Outbound webhooks: endpoints, deliveries, the test event.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -86,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .merge(history::routes())
         .merge(syncs::routes())
         .merge(presence::routes())
+        .merge(webhooks::routes())
         .route(
             "/healthz",
             get(|| async { Json(ServiceStatus { status: "ok" }) }),
@@ -302,9 +306,11 @@ async fn report<R: Report>(
         key,
         derive,
     };
-    Ok(created(
-        state.hub.publish(&account, R::EVENT, body, idem).await?,
-    ))
+    let appended = state.hub.publish(&account, R::EVENT, body, idem).await?;
+    if R::EVENT == event::STATUS_SYNC {
+        return webhooks::created_with_services(&state, appended).await;
+    }
+    Ok(created(appended))
 }
 
 async fn custom_event(

@@ -47,7 +47,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         fanout,
         node,
     } = report(&state);
-    let mut others: Vec<&dyn Families> = vec![&monitors, &node];
+    let webhooks = state.webhooks.report().await;
+    let mut others: Vec<&dyn Families> = vec![&monitors, &node, &webhooks];
     if let Some(fanout) = &fanout {
         others.push(fanout);
     }

@@ -147,7 +147,7 @@ impl Heartbeat {
         let checker = Arc::new(Checker {
             hub,
             store,
-            prober: Prober::new()?,
+            prober: Prober::new(settings.deny_private)?,
             monitors: DashMap::new(),
             counters: stats::Counters::default(),
             history,

@@ -10,7 +10,7 @@ use super::{
     machine::{Check, ErrorKind},
     spec::MonitorSpec,
 };
-use crate::event;
+use crate::{event, outbound};
 use reqwest::{Client, redirect};
 use std::{error::Error as _, io, time::Duration};
 
@@ -22,12 +22,18 @@ pub const MAX_REDIRECTS: usize = 5;
 pub struct Prober {
     direct: Client,
     following: Client,
+    /// `--outbound-deny-private` (crate::outbound).
+    deny_private: bool,
 }
 
 impl Prober {
-    pub fn new() -> Result<Prober, reqwest::Error> {
+    pub fn new(deny_private: bool) -> Result<Prober, reqwest::Error> {
         let build = |redirects| {
-            Client::builder()
+            let mut builder = Client::builder();
+            if deny_private {
+                builder = builder.dns_resolver(std::sync::Arc::new(outbound::PublicOnly));
+            }
+            builder
                 .redirect(redirects)
                 .connect_timeout(CONNECT_TIMEOUT)
                 .pool_max_idle_per_host(0)
@@ -37,6 +43,7 @@ impl Prober {
         Ok(Prober {
             direct: build(redirect::Policy::none())?,
             following: build(redirect::Policy::limited(MAX_REDIRECTS))?,
+            deny_private,
         })
     }
 
@@ -53,6 +60,14 @@ impl Prober {
             .timeout(spec.timeout());
         for (name, value) in &spec.headers {
             request = request.header(name, value);
+        }
+        if self.deny_private && outbound::literal_refused(&spec.url) {
+            return Check {
+                latency_ms: 0,
+                http_status: None,
+                error: Some((ErrorKind::Connect, outbound::REFUSED.into())),
+                checked_at: event::rfc3339(event::now()),
+            };
         }
         let started = std::time::Instant::now();
         let result = request.send().await;
@@ -196,7 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn names_each_failure() {
-        let prober = Prober::new().expect("client");
+        let prober = Prober::new(false).expect("client");
         let ok = serve(Some(
             b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n",
         ))

@@ -156,7 +156,7 @@ fn phone_tests() {}
     params(AccountPath, PublishHeaders),
     request_body(content = CredentialTest, content_type = "application/json"),
     responses(
-        (status = 201, description = "Stored and sequenced (or a replay)", body = Receipt,
+        (status = 201, description = "Stored and sequenced (or a replay); `servicesNotified`: the webhook endpoints it is queued for", body = crate::api::webhooks::NotifiedReceipt,
             headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
         (status = 400, description = "Bad input", body = ErrorBody),
         (status = 401, description = "No or bad API key", body = ErrorBody),

@@ -17,9 +17,11 @@
 //! - [`RateStore`] (`rates`): token buckets, so a rate limit holds across nodes.
 //! - [`PresenceStore`] (`presence`): each node's live connections, expiring
 //!   with the node ([`MemoryPresence`] for a single node).
+//! - [`WebhookRegistry`] and [`Outbox`] (`webhooks`): subscribed endpoints and
+//!   the deliveries owed to them, written by `append` in its atomic step.
 //!
-//! Later roles (sync jobs, a webhook outbox, monitor history) each get a trait
-//! of their own here and a field in [`Stores`]; none exists yet.
+//! Later roles (sync jobs, monitor history) each get a trait of their own
+//! here and a field in [`Stores`].
 //!
 //! Implementations are chosen at run time and handed to the server as one
 //! [`Stores`] bundle of `Arc<dyn …>`. [`SqliteStore`] implements every role for
@@ -37,6 +39,7 @@ mod presence;
 mod rates;
 pub mod redis;
 mod sqlite;
+mod webhooks;
 
 pub use crate::event::Section;
 pub use history::{
@@ -55,6 +58,11 @@ pub use presence::{MemoryPresence, PresenceEntry, PresenceStore, sort_entries as
 pub use rates::{MemoryRates, RateStore};
 pub use redis::{ConnectError, Durability, FanoutReport, FanoutStats, RedisSettings, RedisStore};
 pub use sqlite::SqliteStore;
+pub use webhooks::{
+    Attempt, Delivery, DeliveryStatus, Endpoint, NewDelivery, Next, Outbox, OutboxDepth,
+    PreviousSecret, PutWebhook, WebhookRegistry, fill_services_notified, pattern_matches, rotated,
+    subscribed,
+};
 
 use crate::config::Retention;
 use std::{future::Future, path::Path, pin::Pin, sync::Arc};
@@ -83,13 +91,22 @@ pub struct Stores {
     pub rates: Arc<dyn RateStore>,
     /// In this process unless a cluster store serves it (`RedisStore`).
     pub presence: Arc<dyn PresenceStore>,
+    pub webhooks: Arc<dyn WebhookRegistry>,
+    pub outbox: Arc<dyn Outbox>,
 }
 
 impl Stores {
     /// Every role served by one backend.
     pub fn shared<S>(store: Arc<S>) -> Stores
     where
-        S: EventLog + MonitorStore + MonitorHistory + JobStore + LeaseStore + RateStore,
+        S: EventLog
+            + MonitorStore
+            + MonitorHistory
+            + JobStore
+            + LeaseStore
+            + RateStore
+            + WebhookRegistry
+            + Outbox,
     {
         Stores {
             log: store.clone(),
@@ -97,6 +114,8 @@ impl Stores {
             jobs: store.clone(),
             leases: store.clone(),
             rates: store.clone(),
+            webhooks: store.clone(),
+            outbox: store.clone(),
             monitors: store,
             presence: Arc::new(MemoryPresence::default()),
         }

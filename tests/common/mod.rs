@@ -58,6 +58,11 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
             min_interval: Duration::from_millis(10),
             ..MonitorSettings::default()
         },
+        // Webhook tests poll the outbox often (time itself is injected).
+        webhooks: statushub::webhooks::Settings {
+            poll: Duration::from_millis(20),
+            ..statushub::webhooks::Settings::default()
+        },
     }
 }
 

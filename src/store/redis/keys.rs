@@ -29,6 +29,10 @@ pub struct AccountKeys {
     pub monitor_states: String,
     /// Pub/sub channel every committed event is published on.
     pub channel: String,
+    /// Hash: webhook delivery id → delivery JSON (written by the append script).
+    pub outbox: String,
+    /// Sorted set of pending delivery ids, by seq.
+    pub outbox_pending: String,
     tagged: String,
 }
 
@@ -73,6 +77,7 @@ impl AccountKeys {
 /// The suffixes `SCAN` looks for when it has to visit every account.
 pub const EVENTS_SUFFIX: &str = ":events";
 pub const MONITOR_SPECS_SUFFIX: &str = ":monitor-specs";
+pub const OUTBOX_PENDING_SUFFIX: &str = ":outbox-pending";
 
 impl Keys {
     /// `prefix` must be 1..=64 characters of `[A-Za-z0-9_.:-]`.
@@ -97,6 +102,8 @@ impl Keys {
             monitor_specs: format!("{tagged}{MONITOR_SPECS_SUFFIX}"),
             monitor_states: format!("{tagged}:monitor-states"),
             channel: format!("{tagged}:feed"),
+            outbox: format!("{tagged}:outbox"),
+            outbox_pending: format!("{tagged}{OUTBOX_PENDING_SUFFIX}"),
             tagged,
         }
     }
@@ -116,6 +123,18 @@ impl Keys {
     /// The key of a token bucket (`<prefix>:rate:<name>`).
     pub fn rate(&self, name: &str) -> String {
         format!("{}:rate:{name}", self.prefix)
+    }
+
+    /// Hash: webhook endpoint id → endpoint JSON (every account's; not
+    /// under an account's hash tag).
+    pub fn webhooks(&self) -> String {
+        format!("{}:webhooks", self.prefix)
+    }
+
+    /// Set: the accounts that have had webhook deliveries (the dispatcher
+    /// visits their outboxes; rebuilt by `SCAN` when the store opens).
+    pub fn outbox_accounts(&self) -> String {
+        format!("{}:outbox-accounts", self.prefix)
     }
 
     /// A `SCAN MATCH` pattern for one kind of per-account key.

@@ -57,6 +57,7 @@ mod rates;
 mod reads;
 mod scripts;
 mod subscriber;
+mod webhooks;
 mod writer;
 
 pub use conn::{ConnectError, Durability, RedisSettings};

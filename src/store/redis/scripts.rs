@@ -17,6 +17,11 @@ pub struct Scripts {
     pub lease_renew: Script,
     pub lease_release: Script,
     pub take_token: Script,
+    pub put_webhook: Script,
+    pub delete_webhook: Script,
+    pub claim_outbox: Script,
+    pub settle_outbox: Script,
+    pub rotate_webhook: Script,
 }
 
 pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -31,4 +36,9 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     lease_renew: Script::new(include_str!("scripts/lease_renew.lua")),
     lease_release: Script::new(include_str!("scripts/lease_release.lua")),
     take_token: Script::new(include_str!("scripts/take_token.lua")),
+    put_webhook: Script::new(include_str!("scripts/put_webhook.lua")),
+    delete_webhook: Script::new(include_str!("scripts/delete_webhook.lua")),
+    claim_outbox: Script::new(include_str!("scripts/claim_outbox.lua")),
+    settle_outbox: Script::new(include_str!("scripts/settle_outbox.lua")),
+    rotate_webhook: Script::new(include_str!("scripts/rotate_webhook.lua")),
 });

@@ -33,7 +33,10 @@ use super::{
 use crate::{
     config::Retention,
     event::Event,
-    store::{Appended, Body, Draft, EntryChange, Receipt, StoreError},
+    store::{
+        Appended, Body, Draft, Endpoint, EntryChange, Receipt, StoreError, fill_services_notified,
+        subscribed,
+    },
 };
 use redis::Value;
 use serde_json::value::RawValue;
@@ -80,6 +83,8 @@ struct Prepared {
     next: Option<String>,
     /// The event's data as sent (for the feed).
     data: Box<RawValue>,
+    /// Whether webhook deliveries were queued with it.
+    queued: bool,
 }
 
 /// What one script reply says.
@@ -120,6 +125,15 @@ impl Writer {
         if self.entries.len() > CACHE_LIMIT {
             self.entries.clear();
         }
+        let endpoints = match self.webhooks().await {
+            Ok(endpoints) => endpoints,
+            Err(e) => {
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
+                }
+                return;
+            }
+        };
         // One pipeline for the batch; on a cluster one per account.
         let mut groups: Vec<(redis::Pipeline, Vec<Prepared>)> = Vec::new();
         let mut group_of: HashMap<String, usize> = HashMap::new();
@@ -137,7 +151,7 @@ impl Writer {
                 groups.len() - 1
             });
             let (pipe, prepared) = &mut groups[index];
-            prepared.extend(self.prepare(job, pipe));
+            prepared.extend(self.prepare(job, &endpoints, pipe));
         }
         groups.retain(|(_, prepared)| !prepared.is_empty());
         if groups.is_empty() {
@@ -208,8 +222,16 @@ impl Writer {
     }
 
     /// Builds the script call for one draft, or answers it with why not.
-    fn prepare(&mut self, job: Job, pipe: &mut redis::Pipeline) -> Option<Prepared> {
+    fn prepare(
+        &mut self,
+        job: Job,
+        endpoints: &[Endpoint],
+        pipe: &mut redis::Pipeline,
+    ) -> Option<Prepared> {
         let draft = &job.draft;
+        // The webhook endpoints this event is queued for: its data says so
+        // and the script queues exactly these, in the step that sequences it.
+        let notified = subscribed(endpoints, &draft.account_id, &draft.event);
         let keys = self.keys.account(&draft.account_id);
         let (fingerprint, idem_key) = match &draft.idempotency {
             Some(idem) => (idem.fingerprint.as_str(), keys.idempotency(&idem.key)),
@@ -231,7 +253,14 @@ impl Writer {
                         let parsed = previous
                             .as_deref()
                             .and_then(|text| serde_json::from_str(text).ok());
-                        let EntryChange { data, entry } = derive(parsed.as_ref());
+                        let EntryChange {
+                            mut data,
+                            mut entry,
+                        } = derive(parsed.as_ref());
+                        fill_services_notified(&draft.event, &mut data, &notified);
+                        if let Some(entry) = &mut entry {
+                            fill_services_notified(&draft.event, entry, &notified);
+                        }
                         let data = match serde_json::value::to_raw_value(&data) {
                             Ok(data) => data,
                             Err(e) => {
@@ -252,6 +281,7 @@ impl Writer {
             }
         };
         let body = codec::encode_body(&draft.event, &draft.id, &draft.published_at, &data);
+        let (envelope_head, envelope_tail) = envelope_around_seq(draft, &data);
         let (believed_flag, believed_value) = match &believed {
             None => ("", ""),
             Some(None) => ("0", ""),
@@ -261,13 +291,16 @@ impl Writer {
             Some(value) => ("1", value.as_str()),
             None => ("0", ""),
         };
-        pipe.cmd("EVALSHA")
+        let call = pipe
+            .cmd("EVALSHA")
             .arg(SCRIPTS.append.get_hash())
-            .arg(4)
+            .arg(6)
             .arg(&keys.meta)
             .arg(&keys.events)
             .arg(&keys.entries)
             .arg(&idem_key)
+            .arg(&keys.outbox)
+            .arg(&keys.outbox_pending)
             .arg(conn::new_epoch())
             .arg(self.retention.max_events.max(1))
             .arg(mode)
@@ -281,12 +314,21 @@ impl Writer {
             .arg(self.retention.idempotency_ttl.as_secs().max(1))
             .arg(&draft.id)
             .arg(&draft.published_at)
-            .arg(&keys.channel);
+            .arg(&keys.channel)
+            .arg(envelope_head)
+            .arg(envelope_tail)
+            .arg(&draft.account_id)
+            .arg(&draft.event);
+        for endpoint in &notified {
+            call.arg(crate::store::webhooks::new_delivery_id())
+                .arg(endpoint);
+        }
         Some(Prepared {
             job,
             entry: entry_key,
             next,
             data,
+            queued: !notified.is_empty(),
         })
     }
 
@@ -301,6 +343,9 @@ impl Writer {
             Reply::New(seq, epoch) => {
                 if let Some(key) = &p.entry {
                     self.entries.insert(key.clone(), p.next.clone());
+                }
+                if p.queued {
+                    self.note_outbox(&p.job.draft.account_id).await;
                 }
                 let draft = p.job.draft;
                 let event = Event {
@@ -362,6 +407,29 @@ impl Writer {
                 .reply
                 .send(Err(StoreError::Unavailable(e.to_string())));
         }
+    }
+}
+
+/// The event's envelope (as the SSE `data:` line) cut around its seq, which
+/// only the script knows: the webhook body is `head + seq + tail`.
+fn envelope_around_seq(draft: &Draft, data: &RawValue) -> (String, String) {
+    const MARK: &str = "\"seq\":18446744073709551615";
+    let event = Event {
+        event: draft.event.clone(),
+        account_id: draft.account_id.clone(),
+        seq: u64::MAX,
+        id: draft.id.clone(),
+        published_at: draft.published_at.clone(),
+        data: data.to_owned(),
+    };
+    let text = serde_json::to_string(&event).unwrap_or_default();
+    // The mark comes before any data (name and account hold no quotes).
+    match text.find(MARK) {
+        Some(at) => (
+            format!("{}\"seq\":", &text[..at]),
+            text[at + MARK.len()..].to_owned(),
+        ),
+        None => (String::new(), String::new()),
     }
 }
 

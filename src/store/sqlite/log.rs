@@ -2,13 +2,13 @@
 //! inside its batch transaction), of snapshot and history reads (run on the
 //! read pool) and of the retention trim.
 
-use super::{SqliteStore, writer::WriteOp};
+use super::{SqliteStore, webhooks, writer::WriteOp};
 use crate::{
     config::Retention,
     event::{Event, Section},
     store::{
         Appended, Body, Draft, EntryChange, EventLog, History, Receipt, Snapshot, StoreError,
-        StoreFuture,
+        StoreFuture, webhooks::fill_services_notified,
     },
 };
 use rusqlite::{Connection, OptionalExtension, params};
@@ -80,6 +80,11 @@ pub(super) fn trim(
     tx.execute(
         "DELETE FROM job_idempotency WHERE created_ms < ?1",
         [idem_cutoff],
+    )?;
+    // Finished webhook deliveries are kept as long as events are.
+    tx.execute(
+        "DELETE FROM outbox WHERE status <> 'pending' AND created_ms < ?1",
+        [events_cutoff],
     )?;
     Ok(dropped as u64)
 }
@@ -169,6 +174,9 @@ pub(super) fn append_one<'b>(
     }
 
     let seq = heads.next(tx, account)?;
+    // The webhook endpoints this event is queued for, decided here, in the
+    // transaction that sequences it (store::webhooks).
+    let notified = webhooks::queue_for(tx, account, &draft.event)?;
 
     let data: Box<RawValue> = match &draft.body {
         Body::Fixed(data) => data.clone(),
@@ -178,7 +186,14 @@ pub(super) fn append_one<'b>(
             derive,
         } => {
             let previous = read_entry(tx, account, *section, key)?;
-            let EntryChange { data, entry } = derive(previous.as_ref());
+            let EntryChange {
+                mut data,
+                mut entry,
+            } = derive(previous.as_ref());
+            fill_services_notified(&draft.event, &mut data, &notified);
+            if let Some(entry) = &mut entry {
+                fill_services_notified(&draft.event, entry, &notified);
+            }
             let entry = entry.map(|e| e.to_string());
             write_entry(tx, account, *section, key, entry.as_deref(), seq)?;
             to_raw(&data)?
@@ -206,14 +221,16 @@ pub(super) fn append_one<'b>(
         .execute(params![account, idem.key, idem.fingerprint, seq, draft.id, draft.published_at, now])?;
     }
 
-    Ok(Ok(Outcome::New(Event {
+    let event = Event {
         event: draft.event.clone(),
         account_id: account.to_owned(),
         seq,
         id: draft.id.clone(),
         published_at: draft.published_at.clone(),
         data,
-    })))
+    };
+    webhooks::enqueue_event(tx, &notified, &event, now)?;
+    Ok(Ok(Outcome::New(event)))
 }
 
 fn to_raw(value: &Value) -> rusqlite::Result<Box<RawValue>> {

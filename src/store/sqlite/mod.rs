@@ -17,12 +17,15 @@
 //!   SQLite file serves one node, the only owner there is, so it is always
 //!   granted what it asks for and nothing needs to survive a restart; so
 //!   are rate buckets ([`RateStore`](super::RateStore)).
+//! - `webhooks`: the webhook registry and outbox roles' SQL (the outbox
+//!   rows of an append are written by `log`, in its transaction).
 
 mod history;
 mod jobs;
 mod log;
 mod monitors;
 mod schema;
+mod webhooks;
 mod writer;
 
 use super::{
@@ -64,6 +67,7 @@ impl SqliteStore {
         let path = data_dir.join("statushub.db");
         let mut conn = schema::open_connection(&path).map_err(unavailable)?;
         schema::migrate(&mut conn).map_err(unavailable)?;
+        webhooks::release_leases(&conn).map_err(unavailable)?;
         let writes = Writer::spawn(conn, retention, feed)?;
         Ok(SqliteStore {
             writes,

@@ -89,6 +89,35 @@ const MIGRATIONS: &[&str] = &[
         created_ms  INTEGER NOT NULL,
         PRIMARY KEY (account_id, key)
     ) WITHOUT ROWID;
+    // Webhooks: the endpoint registry and the outbox `append` writes into
+    // (store::webhooks). `account_id` '' = an endpoint of every account.
+    r#"
+    CREATE TABLE webhooks (
+        id         TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        endpoint   TEXT NOT NULL,
+        enabled    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE outbox (
+        delivery_id     TEXT PRIMARY KEY,
+        endpoint_id     TEXT    NOT NULL,
+        account_id      TEXT    NOT NULL,
+        seq             INTEGER NOT NULL,
+        event_id        TEXT    NOT NULL,
+        event           TEXT    NOT NULL,
+        body            TEXT    NOT NULL,
+        status          TEXT    NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        lease_until_ms  INTEGER NOT NULL DEFAULT 0,
+        last_status     INTEGER,
+        last_error      TEXT,
+        last_latency_ms INTEGER,
+        created_ms      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX outbox_queue ON outbox (endpoint_id, account_id, status, seq);
+    CREATE INDEX outbox_due ON outbox (status, next_attempt_ms);
+    CREATE INDEX outbox_by_endpoint ON outbox (endpoint_id, created_ms);
 "#,
 ];
 

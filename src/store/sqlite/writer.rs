@@ -9,6 +9,7 @@ use super::{
     log::{self, Outcome},
     monitors::{self, MonitorWrite},
     now_ms, unavailable,
+    webhooks::WebhookOp,
 };
 use crate::{
     config::Retention,
@@ -28,6 +29,8 @@ pub(super) enum WriteOp {
     History(HistoryWrite, oneshot::Sender<Result<bool, StoreError>>),
     Job(JobWrite, oneshot::Sender<Result<JobWritten, StoreError>>),
     Trim(oneshot::Sender<Result<u64, StoreError>>),
+    /// A webhook registry or outbox write, in a transaction of its own.
+    Webhook(WebhookOp),
     /// Commit what is pending, checkpoint, answer, stop.
     Close(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -105,6 +108,7 @@ impl Writer {
                     WriteOp::Trim(reply) => {
                         let _ = reply.send(self.trim().map_err(unavailable));
                     }
+                    WriteOp::Webhook(op) => op.run(&mut self.conn),
                     WriteOp::Close(reply) => closer = Some(reply),
                 }
                 if closer.is_none() && batch.len() < MAX_BATCH {

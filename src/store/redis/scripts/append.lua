@@ -5,6 +5,8 @@
 --
 -- KEYS[1] meta hash      KEYS[2] events stream
 -- KEYS[3] entries hash   KEYS[4] idempotency record ('' key unused when none)
+-- KEYS[5] webhook outbox hash (delivery id -> JSON)
+-- KEYS[6] pending deliveries (sorted set, score seq)
 -- ARGV[1]  a fresh epoch, used when the account has none
 -- ARGV[2]  events kept (MAXLEN)
 -- ARGV[3]  'fixed' or 'entry'
@@ -18,6 +20,10 @@
 -- ARGV[11] idempotency record lifetime in seconds
 -- ARGV[12] event id   ARGV[13] publishedAt
 -- ARGV[14] notification channel
+-- ARGV[15] the envelope up to its seq   ARGV[16] the envelope after its seq
+-- ARGV[17] account id   ARGV[18] event name
+-- ARGV[19..] pairs of (delivery id, endpoint id): the webhook deliveries to
+--            queue, decided by the caller with the event's data
 --
 -- Replies: {'new', seq, epoch} | {'replay', seq, id, publishedAt}
 --        | {'conflict'} | {'stale', '0'} | {'stale', '1', current entry}
@@ -70,6 +76,20 @@ end
 if ARGV[10] ~= '' then
   redis.call('HSET', KEYS[4], 'f', ARGV[10], 's', seq_s, 'i', ARGV[12], 'p', ARGV[13])
   redis.call('EXPIRE', KEYS[4], ARGV[11])
+end
+
+if #ARGV > 18 then
+  local body = ARGV[15] .. seq_s .. ARGV[16]
+  for i = 19, #ARGV, 2 do
+    local record = cjson.encode({
+      id = ARGV[i], endpointId = ARGV[i + 1], accountId = ARGV[17], seq = seq,
+      eventId = ARGV[12], event = ARGV[18], body = body, status = 'pending',
+      attempts = 0, nextAttemptMs = tonumber(ms), leaseUntilMs = 0,
+      createdMs = tonumber(ms)
+    })
+    redis.call('HSET', KEYS[5], ARGV[i], record)
+    redis.call('ZADD', KEYS[6], seq, ARGV[i])
+  end
 end
 
 redis.call('PUBLISH', ARGV[14], seq_s .. ' ' .. epoch .. ' ' .. ARGV[4])
