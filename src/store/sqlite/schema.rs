@@ -89,6 +89,7 @@ const MIGRATIONS: &[&str] = &[
         created_ms  INTEGER NOT NULL,
         PRIMARY KEY (account_id, key)
     ) WITHOUT ROWID;
+"#,
     // Webhooks: the endpoint registry and the outbox `append` writes into
     // (store::webhooks). `account_id` '' = an endpoint of every account.
     r#"
