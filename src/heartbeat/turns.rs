@@ -90,10 +90,12 @@ impl Checker {
     }
 
     pub(super) async fn keep_turn(&self, key: &MonitorKey, until: Duration) {
-        let interval = match self.monitors.get(key) {
-            Some(monitor) => monitor.inner.lock().await.spec.policy().interval,
-            None => return,
+        // The map's guard is let go before waiting on the monitor's lock: a
+        // delete holds that lock while it removes the entry from the map.
+        let Some(monitor) = self.monitors.get(key).map(|m| m.clone()) else {
+            return;
         };
+        let interval = monitor.inner.lock().await.spec.policy().interval;
         let name = lease_name(key);
         if !self.leases.extend(&name, until + margin(interval)).await {
             tracing::info!(account = %key.account_id, monitor = %key.id, node = self.leases.node(), "monitor lease lost");
