@@ -27,9 +27,6 @@ pub struct Presence {
     ttl: Duration,
 }
 
-/// A node id for this process: random, so a restarted node never inherits
-/// the entries of its previous life (those expire).
-
 impl Presence {
     pub fn new(node: String, hub: Arc<Hub>, store: Arc<dyn PresenceStore>, ttl: Duration) -> Self {
         Presence {
