@@ -447,3 +447,63 @@ async fn the_servers_sweeper_fails_a_job_whose_worker_went_silent() {
     // The kind is free again.
     start(&server, "orders").await;
 }
+
+#[tokio::test]
+async fn a_due_retry_is_announced_as_sync_retry_to_subscribed_webhooks() {
+    let server = TestServer::start().await;
+    // A receiver that is never called: the delivery is queued in the same
+    // step as the event, which is what this test looks at.
+    let (status, _) = server
+        .put(
+            "/v1/webhooks/workers",
+            &json!({"url": "http://127.0.0.1:9/retry", "events": ["sync.*"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, job) = server
+        .post(
+            SYNCS,
+            &json!({"kind": "orders", "retry": {"maxAttempts": 2, "backoffMs": 100, "backoffMultiplier": 1}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["syncId"].as_str().unwrap().to_owned();
+    let (status, body) = report(
+        &server,
+        &id,
+        json!({"status": "error", "error": "boom", "checkpoint": {"page": 3}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let path = format!("{SYNCS}/{id}");
+    common::wait_for("the sweeper to re-run the job", common::WAIT, || async {
+        server.get(&path, Some(API_KEY)).await.1["attempt"] == 2
+    })
+    .await;
+    let retries: Vec<Value> = server
+        .events("acc", 0)
+        .await
+        .into_iter()
+        .filter(|e| e["event"] == "sync.retry")
+        .collect();
+    assert_eq!(
+        retries.len(),
+        1,
+        "one announcement per attempt: {retries:?}"
+    );
+    assert_eq!(
+        retries[0]["data"],
+        json!({"syncId": id, "kind": "orders", "attempt": 2, "hasCheckpoint": true})
+    );
+    let (_, deliveries) = server
+        .get("/v1/webhooks/workers/deliveries", Some(API_KEY))
+        .await;
+    let events: Vec<&str> = deliveries["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter_map(|d| d["event"].as_str())
+        .collect();
+    assert!(events.contains(&"sync.retry"), "{deliveries}");
+}

@@ -79,8 +79,13 @@ pub struct ListQuery {
 pub struct Jobs {
     store: Arc<dyn JobStore>,
     coalescer: Arc<Coalescer>,
+    hub: Arc<Hub>,
     clock: Clock,
 }
+
+/// The event that tells backends a retry came due (webhook endpoints
+/// subscribed to `sync.retry` or `sync.*` get it as a delivery).
+pub const SYNC_RETRY: &str = "sync.retry";
 
 impl Jobs {
     pub fn new(store: Arc<dyn JobStore>, hub: Arc<Hub>, clock: Clock) -> Arc<Jobs> {
@@ -96,7 +101,8 @@ impl Jobs {
     ) -> Arc<Jobs> {
         Arc::new(Jobs {
             store,
-            coalescer: Coalescer::new(hub, window),
+            coalescer: Coalescer::new(hub.clone(), window),
+            hub,
             clock,
         })
     }
@@ -205,7 +211,12 @@ impl Jobs {
         for stored in due {
             let rule = |job: &Job, now| Ok(job.sweep(now, rand::random()));
             match self.change(&stored.account_id, &stored.id, rule).await {
-                Ok((_, true)) => changed += 1,
+                Ok((job, true)) => {
+                    changed += 1;
+                    if job.status == Status::Running && job.awaiting_worker {
+                        self.announce_retry(&stored.account_id, &job).await;
+                    }
+                }
                 Ok(_) => {}
                 // A due retry whose kind runs another job waits for it.
                 Err(JobError::InProgress { .. } | JobError::NotFound(_)) => {}
@@ -285,6 +296,42 @@ impl Jobs {
         };
         if let Err(error) = self.coalescer.offer(offer).await {
             tracing::warn!(account = %account_id, sync = %job.sync_id, %error, "sync state stored but its event was not published");
+        }
+    }
+}
+
+impl Jobs {
+    /// Publishes `sync.retry` for an attempt the sweeper just re-ran, once
+    /// per attempt (its idempotency key), so a subscribed worker starts it;
+    /// the checkpoint is not in the event (tabs see it too): the worker
+    /// reads it with `GET …/syncs/{id}`. A failure is logged: workers can
+    /// still poll `?due=true`.
+    async fn announce_retry(&self, account_id: &str, job: &Job) {
+        let data = serde_json::json!({
+            "syncId": job.sync_id,
+            "kind": job.kind,
+            "attempt": job.attempt,
+            "hasCheckpoint": job.checkpoint.is_some(),
+        });
+        let Ok(raw) = serde_json::value::to_raw_value(&data) else {
+            return;
+        };
+        let key = format!("{SYNC_RETRY}:{}:{}", job.sync_id, job.attempt);
+        let idempotency = Some(Idempotency {
+            fingerprint: key.clone(),
+            key,
+        });
+        let published = self
+            .hub
+            .publish(
+                account_id,
+                SYNC_RETRY,
+                crate::store::Body::Fixed(raw),
+                idempotency,
+            )
+            .await;
+        if let Err(error) = published {
+            tracing::warn!(account = %account_id, sync = %job.sync_id, %error, "sync.retry not published; workers polling ?due=true still see the attempt");
         }
     }
 }
