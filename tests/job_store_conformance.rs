@@ -481,9 +481,17 @@ async fn stale_jobs_fail_once_and_retry_on_schedule(open: impl Fn() -> Node) {
     // Every status change is an event of its own (a progress event may sit
     // between them): start, stale, re-run, failed, re-run, stale.
     let history = nodes[0].1.history("acc", 0, 1000).await.unwrap();
+    // Each re-run was also announced once as `sync.retry`.
+    let retries = history
+        .events
+        .iter()
+        .filter(|e| e.event == "sync.retry")
+        .count();
+    assert_eq!(retries, 2, "one sync.retry per re-run");
     let statuses: Vec<String> = history
         .events
         .iter()
+        .filter(|e| e.event == "sync_progress")
         .map(|e| {
             serde_json::from_str::<serde_json::Value>(e.data.get()).unwrap()["status"]
                 .as_str()

@@ -481,6 +481,15 @@ async fn a_due_retry_is_announced_as_sync_retry_to_subscribed_webhooks() {
         server.get(&path, Some(API_KEY)).await.1["attempt"] == 2
     })
     .await;
+    // The announcement follows the stored re-run.
+    common::wait_for("sync.retry", common::WAIT, || async {
+        server
+            .events("acc", 0)
+            .await
+            .iter()
+            .any(|e| e["event"] == "sync.retry")
+    })
+    .await;
     let retries: Vec<Value> = server
         .events("acc", 0)
         .await
