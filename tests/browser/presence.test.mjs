@@ -31,7 +31,7 @@ test('two tabs of an account show "2 tabs, all at seq N" as the account moves on
       const line = await tabsLine(page, '2 tabs, all at seq 2');
       assert.equal(line.hidden, false);
       assert.equal(line.lagging, false);
-      assert.match(line.title, /socketio · presence-user · node-[0-9a-f]{8}: seq 2/);
+      assert.match(line.title, /socketio · presence-user · node-[0-9a-f]{12}: seq 2/);
     }
     await pages[1].close();
     await tabsLine(pages[0], '1 tab, at seq 2');
