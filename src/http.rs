@@ -406,7 +406,7 @@ impl Drop for Watched {
         if let (Some(stream), Ok(runtime)) =
             (self.inner.take(), tokio::runtime::Handle::try_current())
         {
-            runtime.spawn(linger(stream));
+            runtime.spawn(async move { linger(&stream).await });
         }
     }
 }
@@ -415,23 +415,41 @@ impl Drop for Watched {
 /// unread bytes makes the kernel send a reset, which can destroy our last
 /// bytes — a WebSocket close 1009, an error answer — before the peer reads
 /// them. So send FIN first, then read and discard what the peer is still
-/// sending until it closes too, within a time and byte bound.
-async fn linger(mut stream: TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    if stream.shutdown().await.is_err() {
+/// sending until it closes too, within a time and byte bound. Takes the
+/// stream shared, as `/ws` shares its socket between reading and writing.
+pub(crate) async fn linger(stream: &TcpStream) {
+    if socket2::SockRef::from(stream)
+        .shutdown(std::net::Shutdown::Write)
+        .is_err()
+    {
         return;
     }
     let mut buf = [0u8; 1024];
     let _ = tokio::time::timeout(LINGER_FOR, async {
         let mut read = 0;
         while read < LINGER_BYTES {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
+            if stream.readable().await.is_err() {
+                break;
+            }
+            match stream.try_read(&mut buf) {
+                Ok(0) => break,
                 Ok(n) => read += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
             }
         }
     })
     .await;
+}
+
+/// The TCP stream under a connection hyper upgraded, and the bytes hyper
+/// had read past the upgrade request: `/ws`, which frames its own writes,
+/// takes the socket over here. `None` for a connection this layer did not
+/// accept.
+pub(crate) fn upgraded_stream(upgraded: hyper::upgrade::Upgraded) -> Option<(TcpStream, Bytes)> {
+    let parts = upgraded.downcast::<TokioIo<Watched>>().ok()?;
+    let stream = parts.io.into_inner().inner.take()?;
+    Some((stream, parts.read_buf))
 }
 
 impl AsyncRead for Watched {

@@ -76,6 +76,10 @@ pub enum SinkError {
 /// A transport connection's outgoing side. Implementations never block.
 pub trait Sink: Send + Sync + 'static {
     fn try_send(&self, msg: Outbound<'_>) -> Result<(), SinkError>;
+    /// Writes out what `try_send` accepted, for a sink that holds messages
+    /// back to write several at once (`/ws`). The hub calls it after each
+    /// batch it dispatched and before it waits on a full sink.
+    fn flush(&self) {}
     /// Ends the connection, telling the peer why where the transport can.
     fn close(&self, reason: DisconnectReason);
     /// Which transport this is, for metrics and logs.

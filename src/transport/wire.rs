@@ -2,10 +2,14 @@
 //! one place.
 //!
 //! The hub hands every subscriber the same [`Published`]; the encodings of
-//! it (the envelope JSON for SSE, the `/ws` text frame, Socket.IO's `meta`
+//! it (the envelope JSON for SSE, the `/ws` frame, Socket.IO's `meta`
 //! argument) are built here on first use and kept in the event's encoding
 //! slot, so each is made once per event and every further subscriber gets a
 //! shared copy (a reference-count bump for the `/ws` frame).
+//!
+//! A `/ws` frame is kept whole, header included: frames a server sends are
+//! not masked (RFC 6455 §5.1), so the bytes of an event's frame are the same
+//! for every subscriber and go to each socket as they are.
 
 use crate::{
     disconnect::{NOTICE_EVENT, Notice},
@@ -13,7 +17,8 @@ use crate::{
     hub::Published,
     store::Snapshot,
 };
-use axum::{extract::ws::Utf8Bytes, response::sse};
+use axum::response::sse;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::{borrow::Cow, sync::OnceLock};
@@ -22,7 +27,7 @@ use std::{borrow::Cow, sync::OnceLock};
 #[derive(Default)]
 struct Encodings {
     envelope: OnceLock<String>,
-    ws_frame: OnceLock<Utf8Bytes>,
+    ws_frame: OnceLock<Bytes>,
     meta: OnceLock<Box<RawValue>>,
 }
 
@@ -46,20 +51,54 @@ pub fn envelope(published: &Published) -> Cow<'_, str> {
     }
 }
 
-/// `{"type":"event", …envelope}`: the envelope with the frame type spliced
-/// in front of its fields. Kept as the frame type itself so that each
+/// The `/ws` frame of `{"type":"event", …envelope}`: the envelope with the
+/// frame type spliced in front of its fields, framed once, so that each
 /// subscriber's copy is a reference-count bump, not an encoding.
-pub fn ws_frame(published: &Published) -> Utf8Bytes {
+pub fn ws_frame(published: &Published) -> Bytes {
     let build = || {
         let envelope = envelope(published);
         // The envelope is a JSON object with fields: `{` + fields + `}`.
         let fields = envelope.strip_prefix('{').unwrap_or(&envelope);
-        Utf8Bytes::from(format!("{{\"type\":\"event\",{fields}"))
+        ws_text_frame(&[b"{\"type\":\"event\",", fields.as_bytes()])
     };
     match encodings(published) {
         Some(e) => e.ws_frame.get_or_init(build).clone(),
         None => build(),
     }
+}
+
+/// WebSocket opcodes a server frame may carry (RFC 6455 §5.2).
+#[derive(Clone, Copy)]
+pub enum WsOpcode {
+    Text = 0x1,
+    Ping = 0x9,
+}
+
+/// One unmasked, final WebSocket frame whose payload is `parts` joined.
+pub fn ws_server_frame(opcode: WsOpcode, parts: &[&[u8]]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut frame = BytesMut::with_capacity(len + 10);
+    frame.put_u8(0x80 | opcode as u8);
+    match len {
+        0..=125 => frame.put_u8(len as u8),
+        126..=0xffff => {
+            frame.put_u8(126);
+            frame.put_u16(len as u16);
+        }
+        _ => {
+            frame.put_u8(127);
+            frame.put_u64(len as u64);
+        }
+    }
+    for part in parts {
+        frame.put_slice(part);
+    }
+    frame.freeze()
+}
+
+/// A text frame of `parts` joined.
+pub fn ws_text_frame(parts: &[&[u8]]) -> Bytes {
+    ws_server_frame(WsOpcode::Text, parts)
 }
 
 /// Socket.IO's second listener argument, `{accountId, seq, id, publishedAt}`.
@@ -79,13 +118,13 @@ struct SnapshotFrame<'a> {
     data: &'a Snapshot,
 }
 
-/// `{"type":"snapshot","data":{…}}` for `/ws`.
-pub fn ws_snapshot(snapshot: &Snapshot) -> serde_json::Result<Utf8Bytes> {
-    serde_json::to_string(&SnapshotFrame {
+/// The `/ws` frame of `{"type":"snapshot","data":{…}}`.
+pub fn ws_snapshot(snapshot: &Snapshot) -> serde_json::Result<Bytes> {
+    let json = serde_json::to_vec(&SnapshotFrame {
         kind: "snapshot",
         data: snapshot,
-    })
-    .map(Utf8Bytes::from)
+    })?;
+    Ok(ws_text_frame(&[&json]))
 }
 
 #[derive(Serialize)]
@@ -96,14 +135,14 @@ struct ErrorFrame<'a> {
     message: &'a str,
 }
 
-/// `{"type":"error","code":…,"message":…}` for `/ws`.
-pub fn ws_error(code: &str, message: &str) -> serde_json::Result<Utf8Bytes> {
-    serde_json::to_string(&ErrorFrame {
+/// The `/ws` frame of `{"type":"error","code":…,"message":…}`.
+pub fn ws_error(code: &str, message: &str) -> serde_json::Result<Bytes> {
+    let json = serde_json::to_vec(&ErrorFrame {
         kind: "error",
         code,
         message,
-    })
-    .map(Utf8Bytes::from)
+    })?;
+    Ok(ws_text_frame(&[&json]))
 }
 
 /// A field of a client frame kept as raw JSON for the subscribe path to judge.
@@ -173,8 +212,10 @@ pub fn ws_client_frame(text: &str) -> Result<WsClientFrame<'_>, String> {
     }
 }
 
-/// `{"type":"pong"}` for `/ws`.
-pub const WS_PONG: &str = r#"{"type":"pong"}"#;
+/// The `/ws` frame of `{"type":"pong"}`.
+pub fn ws_pong() -> Bytes {
+    ws_text_frame(&[br#"{"type":"pong"}"#])
+}
 
 /// An event on an SSE stream: `id: {seq}`, `event: {name}`, `data: {envelope}`.
 pub fn sse_event(published: &Published) -> sse::Event {
