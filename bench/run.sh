@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Runs every benchmark scenario against statushub and the Node socket.io peer
-# in one go and writes the results into docs/PERFORMANCE.md (between the
-# bench:begin / bench:end markers; the rest of the file is left alone).
+# (and the fanout-10k and rate cases against bench/ceiling, the no-persistence
+# hub that is the throughput ceiling) in one go and writes the results into
+# docs/PERFORMANCE.md (between the bench:begin / bench:end markers; the rest
+# of the file is left alone).
 #
 # Each case gets a freshly started server (fresh data dir for statushub),
 # pinned to one core (taskset -c $SERVER_CORE); the load generator runs on the
 # other (taskset -c $LOAD_CORE). Cases of one scenario run back to back,
-# statushub then peer, so their ratio is measured under the same conditions.
+# statushub, peer, ceiling, so their ratios are measured under the same conditions.
 #
 #   bench/run.sh                 default scale, about 5-10 minutes
 #   bench/run.sh --full          the full scale (idle at 19,900 connections)
-#   bench/run.sh --only fanout   one scenario (fanout, rate, idle, publish)
+#   bench/run.sh --only fanout   one scenario (fanout, rate, idle, publish; rate is
+#                                rate-300 and rate-10k)
 #   bench/run.sh --no-doc        print the tables, leave docs/PERFORMANCE.md alone
 #
 # Environment: SERVER_CORE (0), LOAD_CORE (1), IDLE_CLIENTS (5000; 19900 with
@@ -30,7 +33,7 @@ while [ $# -gt 0 ]; do
     --full) FULL=1 ;;
     --only) ONLY="$2"; shift ;;
     --no-doc) WRITE_DOC=0 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -64,9 +67,10 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date +%s)
 
 echo "== building (release)"
-cargo build --release -p statushub -p loadgen || exit 1
+cargo build --release -p statushub -p loadgen -p ceiling || exit 1
 HUB="$ROOT/target/release/statushub"
 LOADGEN="$ROOT/target/release/loadgen"
+CEILING="$ROOT/target/release/ceiling"
 echo "== peer dependencies"
 (cd bench/peer-socketio && { [ -d node_modules/socket.io ] || npm ci --no-audit --no-fund; }) || exit 1
 
@@ -98,6 +102,11 @@ start_server() {
       SERVER_PID=$! ;;
     peer)
       nice -n "$BENCH_NICE" taskset -c "$SERVER_CORE" node bench/peer-socketio/server.js --listen 127.0.0.1:0 \
+        --jwt-secret "$SECRET" --api-keys "$KEY" \
+        --publish-rate 0 --max-connections 20000 --max-connections-per-ip 20000 > "$SERVER_LOG" 2>&1 &
+      SERVER_PID=$! ;;
+    ceiling)
+      nice -n "$BENCH_NICE" taskset -c "$SERVER_CORE" "$CEILING" --listen 127.0.0.1:0 \
         --jwt-secret "$SECRET" --api-keys "$KEY" \
         --publish-rate 0 --max-connections 20000 --max-connections-per-ip 20000 > "$SERVER_LOG" 2>&1 &
       SERVER_PID=$! ;;
@@ -148,10 +157,16 @@ if want fanout; then
   run_case fanout-1k peer fanout --clients 1000 --accounts 10 --events 1000
   for t in socketio ws; do run_case fanout-10k statushub fanout --transport $t --clients 10000 --accounts 100 --events 100; done
   run_case fanout-10k peer fanout --clients 10000 --accounts 100 --events 100
+  run_case fanout-10k ceiling fanout --transport ws --clients 10000 --accounts 100 --events 100
 fi
 if want rate; then
   for t in socketio ws; do run_case rate-300 statushub fanout --transport $t --clients 1000 --accounts 10 --events 300 --rate 300; done
   run_case rate-300 peer fanout --clients 1000 --accounts 10 --events 300 --rate 300
+  run_case rate-300 ceiling fanout --transport ws --clients 1000 --accounts 10 --events 300 --rate 300
+  # 300 publishes/s over 100 accounts to 10,000 clients: 30 events each, 10 s.
+  for t in socketio ws; do run_case rate-10k statushub fanout --transport $t --clients 10000 --accounts 100 --events 30 --rate 300; done
+  run_case rate-10k peer fanout --clients 10000 --accounts 100 --events 30 --rate 300
+  run_case rate-10k ceiling fanout --transport ws --clients 10000 --accounts 100 --events 30 --rate 300
 fi
 if want idle; then
   for t in socketio ws; do run_case idle statushub idle --transport $t --clients "$IDLE_CLIENTS" --accounts 100; done
@@ -191,7 +206,7 @@ BLOCK="$OUT/block.md"
   echo
   echo "#### Commands"
   echo
-  echo "Servers: \`nice -n $BENCH_NICE taskset -c $SERVER_CORE target/release/statushub serve --listen 127.0.0.1:0 --data-dir <fresh temp dir> --jwt-secret \$SECRET --api-keys \$KEY\` and \`nice -n $BENCH_NICE taskset -c $SERVER_CORE node bench/peer-socketio/server.js --listen 127.0.0.1:0 --jwt-secret \$SECRET --api-keys \$KEY\`, one fresh server per line below; \`LOADGEN_JWT_SECRET\` / \`LOADGEN_API_KEY\` in the environment."
+  echo "Servers: \`nice -n $BENCH_NICE taskset -c $SERVER_CORE target/release/statushub serve --listen 127.0.0.1:0 --data-dir <fresh temp dir> --jwt-secret \$SECRET --api-keys \$KEY\`, \`nice -n $BENCH_NICE taskset -c $SERVER_CORE node bench/peer-socketio/server.js --listen 127.0.0.1:0 --jwt-secret \$SECRET --api-keys \$KEY\` and \`nice -n $BENCH_NICE taskset -c $SERVER_CORE target/release/ceiling --listen 127.0.0.1:0 --jwt-secret \$SECRET --api-keys \$KEY\`, one fresh server per line below; \`LOADGEN_JWT_SECRET\` / \`LOADGEN_API_KEY\` in the environment."
   echo
   echo '```'
   cat "$COMMANDS"

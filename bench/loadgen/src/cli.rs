@@ -167,4 +167,7 @@ pub struct ReportArgs {
     /// --server-name of the reference peer in the results.
     #[arg(long, default_value = "peer")]
     pub peer: String,
+    /// --server-name of the no-persistence ceiling hub (bench/ceiling) in the results.
+    #[arg(long, default_value = "ceiling")]
+    pub ceiling: String,
 }

@@ -108,6 +108,9 @@ fn report_files(args: &cli::ReportArgs) -> ExitCode {
             }
         }
     }
-    print!("{}", report::markdown(&results, &args.hub, &args.peer));
+    print!(
+        "{}",
+        report::markdown(&results, &args.hub, &args.peer, &args.ceiling)
+    );
     ExitCode::SUCCESS
 }

@@ -90,6 +90,13 @@ impl RunResult {
         (cpu_secs > 0.0).then(|| count / cpu_secs)
     }
 
+    /// Server CPU µs spent per `count` (e.g. per delivery): the inverse of
+    /// [`Self::per_server_cpu_sec`].
+    pub fn server_cpu_us_per(&self, count: f64) -> Option<f64> {
+        let cpu_secs = self.server_cpu_pct? / 100.0 * self.seconds;
+        (count > 0.0 && cpu_secs > 0.0).then(|| cpu_secs * 1e6 / count)
+    }
+
     pub fn counts(&self) -> bool {
         self.problems.is_empty()
     }
@@ -141,6 +148,12 @@ fn per_cpu(r: &RunResult, count: f64) -> String {
         .map_or("n/a".into(), |v| format!("{}/s", thousands(v)))
 }
 
+/// Server CPU-µs per `count`, `—` when the server's CPU is unknown.
+fn cpu_us(r: &RunResult, count: f64) -> String {
+    r.server_cpu_us_per(count)
+        .map_or("—".into(), |v| format!("{v:.1}"))
+}
+
 fn mb(v: Option<u64>) -> String {
     v.map_or("n/a".into(), |v| format!("{:.1} MB", v as f64 / 1e6))
 }
@@ -174,6 +187,7 @@ pub fn console_table(r: &RunResult) -> String {
             ("publishes/s", thousands(f.publish_per_sec)),
             ("deliveries", thousands(f.deliveries as f64)),
             ("deliveries/s", thousands(f.deliveries_per_sec)),
+            ("server CPU-µs per delivery", cpu_us(r, f.deliveries as f64)),
             (
                 "latency p50 / p99 / max",
                 format!(
@@ -269,7 +283,7 @@ fn validity(r: &RunResult) -> String {
 }
 
 /// The markdown tables for a set of runs.
-pub fn markdown(results: &[RunResult], hub: &str, peer: &str) -> String {
+pub fn markdown(results: &[RunResult], hub: &str, peer: &str, ceiling: &str) -> String {
     let mut out = String::new();
     let fanouts: Vec<_> = results
         .iter()
@@ -279,7 +293,7 @@ pub fn markdown(results: &[RunResult], hub: &str, peer: &str) -> String {
         })
         .collect();
     if !fanouts.is_empty() {
-        out += "#### Fanout\n\n| server | transport | clients | accounts | events/account | publish rate | deliveries/s | per server CPU-s | p50 | p99 | max | lost / dup / out of order | server CPU | loadgen CPU | counts |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n";
+        out += "#### Fanout\n\n| server | transport | clients | accounts | events/account | publish rate | deliveries/s | per server CPU-s | server CPU-µs per delivery | p50 | p99 | max | lost / dup / out of order | server CPU | loadgen CPU | counts |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n";
         for (r, f) in fanouts {
             let rate = f.rate.map_or(
                 format!("max ({}/s)", thousands(f.publish_per_sec)),
@@ -287,7 +301,7 @@ pub fn markdown(results: &[RunResult], hub: &str, peer: &str) -> String {
             );
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {rate} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {rate} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {} |",
                 r.server,
                 r.transport_name(),
                 thousands(f.clients as f64),
@@ -295,6 +309,7 @@ pub fn markdown(results: &[RunResult], hub: &str, peer: &str) -> String {
                 thousands(f.events_per_account as f64),
                 thousands(f.deliveries_per_sec),
                 per_cpu(r, f.deliveries as f64),
+                cpu_us(r, f.deliveries as f64),
                 ms(f.latency.p50_us),
                 ms(f.latency.p99_us),
                 ms(f.latency.max_us),
@@ -365,9 +380,87 @@ pub fn markdown(results: &[RunResult], hub: &str, peer: &str) -> String {
         }
         out += "\n";
     }
-    out += "CPU columns: share of one core used, and (wait) the share of the window its threads were runnable but waiting for a CPU, summed over threads: other work on the machine, or the process's own threads queueing for the one core it is pinned to. \"per server CPU-s\" divides the count by the server's CPU seconds: what one fully available core would do when CPU is the limit.\n\n";
+    out += "CPU columns: share of one core used, and (wait) the share of the window its threads were runnable but waiting for a CPU, summed over threads: other work on the machine, or the process's own threads queueing for the one core it is pinned to. \"per server CPU-s\" divides the count by the server's CPU seconds: what one fully available core would do when CPU is the limit; \"server CPU-µs per delivery\" is its inverse, the server's CPU seconds × 10⁶ / deliveries (— when the server's CPU is unknown).\n\n";
     out += &targets(results, hub, peer);
+    out += &against_ceiling(results, hub, peer, ceiling);
     out
+}
+
+/// Same clients, accounts, events and rate.
+fn same_case(a: &Fanout, b: &Fanout) -> bool {
+    (a.clients, a.accounts, a.events_per_account, a.rate)
+        == (b.clients, b.accounts, b.events_per_account, b.rate)
+}
+
+fn case_name(f: &Fanout) -> String {
+    format!(
+        "{} clients / {} accounts / {} events, {}",
+        thousands(f.clients as f64),
+        f.accounts,
+        thousands(f.events_per_account as f64),
+        f.rate
+            .map_or("max rate".into(), |r| format!("{r} publishes/s"))
+    )
+}
+
+fn times(v: Option<f64>) -> String {
+    v.map_or("—".into(), |v| format!("{v:.2}×"))
+}
+
+/// Every fanout case the ceiling ran (over `/ws`), with each server's run of
+/// the same case beside it: deliveries/s as a multiple of the ceiling's, and
+/// server CPU per delivery as a multiple of the ceiling's.
+fn against_ceiling<'a>(results: &'a [RunResult], hub: &str, peer: &str, ceiling: &str) -> String {
+    let mut cases: Vec<&'a Fanout> = Vec::new();
+    for r in results.iter().filter(|r| r.server == ceiling) {
+        if let Scenario::Fanout(f) = &r.scenario
+            && !cases.iter().any(|c| same_case(c, f))
+        {
+            cases.push(f);
+        }
+    }
+    let mut out = String::new();
+    for case in cases {
+        let shape = |s: &'a Scenario| -> Option<&'a Fanout> {
+            match s {
+                Scenario::Fanout(f) if same_case(f, case) => Some(f),
+                _ => None,
+            }
+        };
+        let Some((cr, cf)) = find(results, ceiling, Some(Transport::Ws), shape) else {
+            continue;
+        };
+        let ceiling_us = cr.server_cpu_us_per(cf.deliveries as f64);
+        for (server, transport) in [
+            (ceiling, Transport::Ws),
+            (hub, Transport::Socketio),
+            (hub, Transport::Ws),
+            (peer, Transport::Socketio),
+        ] {
+            let Some((r, f)) = find(results, server, Some(transport), shape) else {
+                continue;
+            };
+            let us = r.server_cpu_us_per(f.deliveries as f64);
+            let _ = writeln!(
+                out,
+                "| {} | {server} ({}) | {}/s | {} | {} | {} | {} | {} |",
+                case_name(case),
+                transport.name(),
+                thousands(f.deliveries_per_sec),
+                times(Some(f.deliveries_per_sec / cf.deliveries_per_sec.max(1.0))),
+                cpu_us(r, f.deliveries as f64),
+                times(us.zip(ceiling_us).map(|(a, c)| a / c)),
+                ms(f.latency.p99_us),
+                validity(r)
+            );
+        }
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!(
+        "\n#### Against the ceiling (same run)\n\nThe ceiling (`bench/ceiling`) is a hub that persists nothing and encodes each event once for all its subscribers: the least any hub with one socket per subscriber does. \"× the ceiling's\" is deliveries/s as a multiple of the ceiling's, and server CPU per delivery as a multiple of the ceiling's (what the rest costs on top).\n\n| case | server | deliveries/s | × the ceiling's | server CPU-µs per delivery | × the ceiling's | p99 | counts |\n|---|---|--:|--:|--:|--:|--:|---|\n{out}"
+    )
 }
 
 /// A target row: what was required, what was measured, whether it was met.
@@ -473,38 +566,57 @@ fn fanout_rows<'a>(results: &'a [RunResult], hub: &str, peer: &str, rows: &mut V
     }
 }
 
+/// 300 publishes/s: to 1,000 clients against the 5 ms p99 target;
+/// to 10,000 clients (100 accounts) measured with no target set.
 fn rate_rows<'a>(results: &'a [RunResult], hub: &str, peer: &str, rows: &mut Vec<Row>) {
-    let shape = |s: &'a Scenario| -> Option<&'a Fanout> {
-        match s {
-            Scenario::Fanout(f)
-                if f.clients == 1000 && f.rate.is_some_and(|r| (r - 300.0).abs() < 1e-9) =>
-            {
-                Some(f)
+    for (clients, p99_target_us) in [(1000usize, Some(5000u64)), (10_000, None)] {
+        let shape = |s: &'a Scenario| -> Option<&'a Fanout> {
+            match s {
+                Scenario::Fanout(f)
+                    if f.clients == clients && f.rate.is_some_and(|r| (r - 300.0).abs() < 1e-9) =>
+                {
+                    Some(f)
+                }
+                _ => None,
             }
-            _ => None,
-        }
-    };
-    let p = find(results, peer, Some(Transport::Socketio), shape);
-    for transport in [Transport::Socketio, Transport::Ws] {
-        let Some((hr, h)) = find(results, hub, Some(transport), shape) else {
-            continue;
         };
-        rows.push(Row {
-            target: format!(
-                "300 publishes/s to 1,000 clients ({} accounts): p99 publish-to-delivery ≤ 5 ms",
-                h.accounts
-            ),
-            hub: format!(
-                "{} ({}): p99 {}",
-                hub,
-                transport.name(),
-                ms(h.latency.p99_us)
-            ),
-            peer: p.map_or("not run".into(), |(_, pf)| {
-                format!("p99 {}", ms(pf.latency.p99_us))
-            }),
-            verdict: verdict(h.latency.p99_us <= 5000, hr.counts()),
-        });
+        let cell = |r: &RunResult, f: &Fanout| {
+            format!(
+                "p99 {}, {} server CPU-µs per delivery",
+                ms(f.latency.p99_us),
+                cpu_us(r, f.deliveries as f64)
+            )
+        };
+        let p = find(results, peer, Some(Transport::Socketio), shape);
+        for transport in [Transport::Socketio, Transport::Ws] {
+            let Some((hr, h)) = find(results, hub, Some(transport), shape) else {
+                continue;
+            };
+            let (goal, result) = match p99_target_us {
+                Some(us) => (
+                    format!("p99 publish-to-delivery ≤ {} ms", us / 1000),
+                    verdict(h.latency.p99_us <= us, hr.counts()),
+                ),
+                None => (
+                    "p99 publish-to-delivery and server CPU per delivery (no target)".into(),
+                    if hr.counts() {
+                        "measured".into()
+                    } else {
+                        "run does not count".into()
+                    },
+                ),
+            };
+            rows.push(Row {
+                target: format!(
+                    "300 publishes/s to {} clients ({} accounts): {goal}",
+                    thousands(clients as f64),
+                    h.accounts
+                ),
+                hub: format!("{} ({}): {}", hub, transport.name(), cell(hr, h)),
+                peer: p.map_or("not run".into(), |(pr, pf)| cell(pr, pf)),
+                verdict: result,
+            });
+        }
     }
 }
 
@@ -640,6 +752,119 @@ mod tests {
         }
     }
 
+    /// `r` as a run of another fanout case.
+    fn case(
+        mut r: RunResult,
+        clients: usize,
+        accounts: usize,
+        events: u64,
+        rate: Option<f64>,
+    ) -> RunResult {
+        if let Scenario::Fanout(f) = &mut r.scenario {
+            (f.clients, f.accounts, f.events_per_account, f.rate) =
+                (clients, accounts, events, rate);
+        }
+        r
+    }
+
+    #[test]
+    fn server_cpu_per_delivery() {
+        // 99 % of 10 s over 1,000,000 deliveries.
+        let r = fanout("statushub", Transport::Ws, 100_000.0, 1, vec![]);
+        assert!((r.server_cpu_us_per(1_000_000.0).unwrap() - 9.9).abs() < 1e-9);
+        let table = console_table(&r);
+        let line = table
+            .lines()
+            .find(|l| l.trim_start().starts_with("server CPU-µs per delivery"))
+            .expect("a CPU per delivery row");
+        assert!(line.ends_with(" 9.9"), "{table}");
+        let md = markdown(&[r], "statushub", "peer", "ceiling");
+        assert!(md.contains("| server CPU-µs per delivery |"), "{md}");
+        assert!(md.contains("| 100,000 | 101,010/s | 9.9 |"), "{md}");
+
+        let mut unknown = fanout("peer", Transport::Socketio, 100_000.0, 1, vec![]);
+        unknown.server_cpu_pct = None;
+        assert_eq!(unknown.server_cpu_us_per(1.0), None);
+        let md = markdown(&[unknown], "statushub", "peer", "ceiling");
+        assert!(md.contains("| 100,000 | n/a | — |"), "{md}");
+    }
+
+    #[test]
+    fn the_ceiling_is_compared_case_by_case() {
+        let ten_k = |r| case(r, 10_000, 100, 100, None);
+        let results = [
+            ten_k(fanout(
+                "statushub",
+                Transport::Socketio,
+                50_000.0,
+                9_000,
+                vec![],
+            )),
+            ten_k(fanout("statushub", Transport::Ws, 100_000.0, 8_000, vec![])),
+            ten_k(fanout("peer", Transport::Socketio, 45_000.0, 7_000, vec![])),
+            ten_k(fanout("ceiling", Transport::Ws, 250_000.0, 3_000, vec![])),
+            // A case the ceiling did not run stays out of its section.
+            fanout("statushub", Transport::Ws, 300_000.0, 1_000, vec![]),
+        ];
+        let md = markdown(&results, "statushub", "peer", "ceiling");
+        let section = md
+            .split("#### Against the ceiling")
+            .nth(1)
+            .expect("a ceiling section");
+        let case = "10,000 clients / 100 accounts / 100 events, max rate";
+        for row in [
+            format!("| {case} | ceiling (ws) | 250,000/s | 1.00× | 4.0 | 1.00× | 3.00 ms | yes |"),
+            format!(
+                "| {case} | statushub (socketio) | 50,000/s | 0.20× | 19.8 | 5.00× | 9.00 ms | yes |"
+            ),
+            format!(
+                "| {case} | statushub (ws) | 100,000/s | 0.40× | 9.9 | 2.50× | 8.00 ms | yes |"
+            ),
+            format!(
+                "| {case} | peer (socketio) | 45,000/s | 0.18× | 22.0 | 5.56× | 7.00 ms | yes |"
+            ),
+        ] {
+            assert!(section.contains(&row), "{row} in {section}");
+        }
+        assert!(!section.contains("300,000/s"), "{section}");
+        // The peer comparison is still there, and the ceiling is in the fanout table.
+        assert!(md.contains("2.22× (per server CPU-s: 2.22×)"), "{md}");
+        assert!(md.contains("| ceiling | ws | 10,000 | 100 |"), "{md}");
+
+        let without = markdown(&results[..3], "statushub", "peer", "ceiling");
+        assert!(!without.contains("Against the ceiling"), "{without}");
+    }
+
+    #[test]
+    fn rate_rows_at_1k_and_10k_clients() {
+        let results = [
+            case(
+                fanout("statushub", Transport::Ws, 300_000.0, 2_000, vec![]),
+                1000,
+                10,
+                300,
+                Some(300.0),
+            ),
+            case(
+                fanout("statushub", Transport::Ws, 300_000.0, 7_000, vec![]),
+                10_000,
+                100,
+                30,
+                Some(300.0),
+            ),
+            case(
+                fanout("peer", Transport::Socketio, 300_000.0, 9_000, vec![]),
+                10_000,
+                100,
+                30,
+                Some(300.0),
+            ),
+        ];
+        let md = markdown(&results, "statushub", "peer", "ceiling");
+        assert!(md.contains("| 300 publishes/s to 1,000 clients (10 accounts): p99 publish-to-delivery ≤ 5 ms | statushub (ws): p99 2.00 ms, 3.3 server CPU-µs per delivery | not run | met |"), "{md}");
+        assert!(md.contains("| 300 publishes/s to 10,000 clients (100 accounts): p99 publish-to-delivery and server CPU per delivery (no target) | statushub (ws): p99 7.00 ms, 3.3 server CPU-µs per delivery | p99 9.00 ms, 3.3 server CPU-µs per delivery | measured |"), "{md}");
+    }
+
     #[test]
     fn thousands_separators() {
         assert_eq!(thousands(0.0), "0");
@@ -664,7 +889,7 @@ mod tests {
             fanout("statushub", Transport::Socketio, 450_000.0, 10_000, vec![]),
             fanout("statushub", Transport::Ws, 100_000.0, 10_000, vec![]),
         ];
-        let md = markdown(&results, "statushub", "peer");
+        let md = markdown(&results, "statushub", "peer", "ceiling");
         assert!(
             md.contains("9.00× (per server CPU-s: 9.00×), p99 0.50× the peer's: met"),
             "{md}"
@@ -687,7 +912,7 @@ mod tests {
                 vec!["3 lost".into()],
             ),
         ];
-        let md = markdown(&results, "statushub", "peer");
+        let md = markdown(&results, "statushub", "peer", "ceiling");
         assert!(md.contains("run does not count"), "{md}");
         assert!(md.contains("**no**: 3 lost"), "{md}");
     }
