@@ -9,9 +9,7 @@
 //! (its pong and close replies) goes through the connection's [`Out`], behind
 //! the frames already queued there, so frames never interleave.
 
-use super::{
-    CLOSE_GRACE, Credential, Ending, MAX_BAD_FRAMES, out::Out, sends_queued_frames,
-};
+use super::{CLOSE_GRACE, Credential, Ending, MAX_BAD_FRAMES, out::Out, sends_queued_frames};
 use crate::{
     admission::Permit,
     auth::{AuthError, Claims},
@@ -160,10 +158,7 @@ impl Connection {
             opened: Instant::now(),
             tcp,
             ws: WebSocketContext::from_partially_read(read.to_vec(), Role::Server, Some(config)),
-            outbox: Arc::new(Outbox {
-                out,
-                ending,
-            }),
+            outbox: Arc::new(Outbox { out, ending }),
             ending: ending_rx,
             claims: None,
             bad_frames: 0,

@@ -154,7 +154,9 @@ async fn upgrade(
         };
         match crate::http::upgraded_stream(upgraded) {
             Some((tcp, read)) => serve(ctx, permit, tcp, read, credential, start).await,
-            None => tracing::error!("websocket upgrade on a connection the HTTP layer did not accept"),
+            None => {
+                tracing::error!("websocket upgrade on a connection the HTTP layer did not accept")
+            }
         }
     });
     let mut response = Response::new(Body::empty());
