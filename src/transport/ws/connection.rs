@@ -9,7 +9,11 @@
 //! (its pong and close replies) goes through the connection's [`Out`], behind
 //! the frames already queued there, so frames never interleave.
 
-use super::{CLOSE_GRACE, Credential, Ending, MAX_BAD_FRAMES, out::Out, sends_queued_frames};
+use super::{
+    CLOSE_GRACE, Credential, Ending, MAX_BAD_FRAMES, READ_BUFFER,
+    out::{Out, Writer},
+    sends_queued_frames,
+};
 use crate::{
     admission::Permit,
     auth::{AuthError, Claims},
@@ -17,7 +21,7 @@ use crate::{
     hub::{Outbound, Sink, SinkError, Transport},
     subscribe::{self, Start, SubscribeError, SubscribeRequest, Subscriptions},
     transport::{
-        Context,
+        Context, next_connection_id,
         wire::{self, Raw, WsClientFrame, WsOpcode},
     },
 };
@@ -117,11 +121,13 @@ impl Write for Wire<'_> {
     }
 }
 
-/// How a connection went, for its close log line.
+/// How a connection went, for its close log line, and its socket, for the
+/// lingering close.
 pub(super) struct Ended {
     pub ending: Ending,
     pub account: Option<String>,
     pub lasted: Duration,
+    pub tcp: Arc<TcpStream>,
 }
 
 pub(super) struct Connection {
@@ -143,13 +149,19 @@ pub(super) struct Connection {
 impl Connection {
     pub(super) fn new(
         ctx: Context,
-        id: u64,
-        tcp: Arc<TcpStream>,
+        tcp: TcpStream,
         read: Bytes,
-        config: WebSocketConfig,
+        writer: &Arc<Writer>,
         permit: &Permit,
     ) -> Connection {
-        let out = Out::new(tcp.clone(), ctx.limits.queue_size);
+        let id = next_connection_id();
+        let max = ctx.limits.max_message_bytes;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        let tcp = Arc::new(tcp);
+        let out = Out::new(tcp.clone(), ctx.limits.queue_size, writer.clone());
         let (ending, ending_rx) = watch::channel(None);
         Connection {
             subs: Subscriptions::of(format!("ws-{id}"), permit.opened_at().to_owned()),
@@ -167,6 +179,10 @@ impl Connection {
         }
     }
 
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Serves the connection until an ending is recorded, then says goodbye.
     pub(super) async fn run(mut self) -> Ended {
         self.serve().await;
@@ -179,6 +195,7 @@ impl Connection {
             ending,
             account: self.claims.map(|c| c.account_id),
             lasted: self.opened.elapsed(),
+            tcp: self.tcp,
         }
     }
 

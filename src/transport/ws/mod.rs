@@ -24,7 +24,7 @@
 mod connection;
 mod out;
 
-use super::{Context, PeerIp, next_connection_id, refusal_error};
+use super::{Context, PeerIp, refusal_error};
 use crate::{
     admission::Permit,
     api::ApiError,
@@ -43,9 +43,9 @@ use axum::{
 };
 use connection::Connection;
 use hyper::upgrade::OnUpgrade;
+use out::Writer;
 use serde::Deserialize;
 use std::{sync::Arc, time::Duration};
-use tungstenite::protocol::WebSocketConfig;
 
 /// Malformed frames a connection may send (each answered with an `error`
 /// frame) before it is closed: enough for a client bug to be visible, not
@@ -89,8 +89,19 @@ impl Ending {
     }
 }
 
+/// The `/ws` route, and its writer task (running until shutdown).
 pub fn router(ctx: Context) -> Router {
-    Router::new().route("/ws", get(upgrade)).with_state(ctx)
+    let writer = Arc::new(Writer::default());
+    tokio::spawn(writer.clone().run(ctx.shutdown.clone()));
+    Router::new()
+        .route("/ws", get(upgrade))
+        .with_state(WsState { ctx, writer })
+}
+
+#[derive(Clone)]
+struct WsState {
+    ctx: Context,
+    writer: Arc<Writer>,
 }
 
 #[derive(Deserialize)]
@@ -113,7 +124,7 @@ enum Credential {
 /// still upgrades so that browsers (which cannot read a refused upgrade's
 /// status) learn why from the `error` frame and close code.
 async fn upgrade(
-    State(ctx): State<Context>,
+    State(WsState { ctx, writer }): State<WsState>,
     PeerIp(ip): PeerIp,
     query: Result<Query<WsQuery>, QueryRejection>,
     mut request: Request,
@@ -153,7 +164,10 @@ async fn upgrade(
             Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
         };
         match crate::http::upgraded_stream(upgraded) {
-            Some((tcp, read)) => serve(ctx, permit, tcp, read, credential, start).await,
+            Some((tcp, read)) => {
+                let conn = Connection::new(ctx, tcp, read, &writer, &permit);
+                serve(conn, permit, credential, start).await;
+            }
             None => {
                 tracing::error!("websocket upgrade on a connection the HTTP layer did not accept")
             }
@@ -200,23 +214,9 @@ fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(&accept).or_else(|_| bad("`Sec-WebSocket-Key` header is not valid"))
 }
 
-async fn serve(
-    ctx: Context,
-    permit: Permit,
-    tcp: tokio::net::TcpStream,
-    read: bytes::Bytes,
-    credential: Credential,
-    start: Start,
-) {
-    let id = next_connection_id();
-    let max = ctx.limits.max_message_bytes;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max));
+async fn serve(mut conn: Connection, permit: Permit, credential: Credential, start: Start) {
+    let id = conn.id();
     tracing::info!(transport = "websocket", connection = id, ip = %permit.ip(), "connection opened");
-    let tcp = Arc::new(tcp);
-    let mut conn = Connection::new(ctx, id, tcp.clone(), read, config, &permit);
     conn.start(credential, start);
     let ended = conn.run().await;
     permit.set_close_reason(ended.ending.word());
@@ -234,5 +234,5 @@ async fn serve(
         "connection closed"
     );
     // A lingering close, as the HTTP layer does for the connections it closes.
-    tokio::spawn(async move { crate::http::linger(&tcp).await });
+    tokio::spawn(async move { crate::http::linger(&ended.tcp).await });
 }
