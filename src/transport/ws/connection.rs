@@ -153,7 +153,7 @@ impl Connection {
         read: Bytes,
         writer: &Arc<Writer>,
         permit: &Permit,
-    ) -> Connection {
+    ) -> Box<Connection> {
         let id = next_connection_id();
         let max = ctx.limits.max_message_bytes;
         let config = WebSocketConfig::default()
@@ -163,7 +163,9 @@ impl Connection {
         let tcp = Arc::new(tcp);
         let out = Out::new(tcp.clone(), ctx.limits.queue_size, writer.clone());
         let (ending, ending_rx) = watch::channel(None);
-        Connection {
+        // Boxed: moved through the upgrade task's futures, an inline
+        // connection would take room in each of them.
+        Box::new(Connection {
             subs: Subscriptions::of(format!("ws-{id}"), permit.opened_at().to_owned()),
             ctx,
             id,
@@ -176,7 +178,7 @@ impl Connection {
             bad_frames: 0,
             awaiting_pong: false,
             readable: true,
-        }
+        })
     }
 
     pub(super) fn id(&self) -> u64 {
@@ -184,7 +186,7 @@ impl Connection {
     }
 
     /// Serves the connection until an ending is recorded, then says goodbye.
-    pub(super) async fn run(mut self) -> Ended {
+    pub(super) async fn run(mut self: Box<Self>) -> Ended {
         self.serve().await;
         // Nothing more is offered to this connection from here on.
         self.subs.release(&self.ctx.hub);
@@ -200,15 +202,21 @@ impl Connection {
     }
 
     async fn serve(&mut self) {
-        let limits = self.ctx.limits.clone();
-        let auth_deadline = tokio::time::sleep(limits.auth_timeout);
-        let pong_deadline = tokio::time::sleep(limits.ping_timeout);
+        // Copied out, not the whole `Limits`: this future lives as long as the connection.
+        let (auth_timeout, ping_interval, ping_timeout) = {
+            let limits = &self.ctx.limits;
+            (
+                limits.auth_timeout,
+                limits.ping_interval,
+                limits.ping_timeout,
+            )
+        };
+        let auth_deadline = tokio::time::sleep(auth_timeout);
+        let pong_deadline = tokio::time::sleep(ping_timeout);
         let shutdown = self.ctx.shutdown.clone().cancelled_owned();
         tokio::pin!(auth_deadline, pong_deadline, shutdown);
-        let mut ping = tokio::time::interval_at(
-            tokio::time::Instant::now() + limits.ping_interval,
-            limits.ping_interval,
-        );
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ending = self.ending.clone();
         loop {
@@ -223,7 +231,7 @@ impl Connection {
                 () = &mut shutdown => self.outbox.end(Ending::Server(Disconnect::SHUTDOWN)),
                 () = &mut auth_deadline, if self.claims.is_none() => {
                     self.outbox.error(Disconnect::UNAUTHORIZED.word, format!(
-                        "no auth frame within {:?}", limits.auth_timeout));
+                        "no auth frame within {auth_timeout:?}"));
                     self.outbox.end(Ending::Server(Disconnect::AUTH_TIMEOUT));
                 }
                 () = &mut pong_deadline, if self.awaiting_pong => {
@@ -232,9 +240,13 @@ impl Connection {
                 _ = ping.tick(), if !self.awaiting_pong => {
                     self.outbox.send(wire::ws_server_frame(WsOpcode::Ping, &[]));
                     self.awaiting_pong = true;
-                    pong_deadline.as_mut().reset(tokio::time::Instant::now() + limits.ping_timeout);
+                    pong_deadline.as_mut().reset(tokio::time::Instant::now() + ping_timeout);
                 }
-                readable = tcp.readable(), if self.readable => if readable.is_err() {
+                // The socket's one read-waker slot, not a waiter list: the
+                // first wait replaces the waker the HTTP connection task left
+                // there, which would otherwise keep that finished task's
+                // memory (2.3 KB) for the life of the connection.
+                readable = std::future::poll_fn(|cx| tcp.poll_read_ready(cx)), if self.readable => if readable.is_err() {
                     self.outbox.end(Ending::Peer(disconnect::TRANSPORT_ERROR));
                 },
             }
@@ -313,7 +325,11 @@ impl Connection {
                         Ok(Message::Close(_)) => break,
                         Ok(_) => {}
                         Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                            if self.tcp.readable().await.is_err() {
+                            let tcp = &self.tcp;
+                            if std::future::poll_fn(|cx| tcp.poll_read_ready(cx))
+                                .await
+                                .is_err()
+                            {
                                 break;
                             }
                         }

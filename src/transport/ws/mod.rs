@@ -214,7 +214,7 @@ fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(&accept).or_else(|_| bad("`Sec-WebSocket-Key` header is not valid"))
 }
 
-async fn serve(mut conn: Connection, permit: Permit, credential: Credential, start: Start) {
+async fn serve(mut conn: Box<Connection>, permit: Permit, credential: Credential, start: Start) {
     let id = conn.id();
     tracing::info!(transport = "websocket", connection = id, ip = %permit.ip(), "connection opened");
     conn.start(credential, start);
