@@ -178,9 +178,13 @@ struct State {
     /// Bytes arrived while no request was in flight: a request head has begun.
     head_started: AtomicBool,
     changed: Notify,
-    /// The last request's method and URI, for the log line of a request cut
-    /// at the drain deadline.
-    last_request: Mutex<Option<(Method, Uri)>>,
+    /// The last request's method and path, for the log line of a request cut
+    /// at the drain deadline. Copied: hyper's `Uri` is a view of the
+    /// connection's 8 KiB read buffer, and this state outlives an upgrade
+    /// (Socket.IO's WebSocket reads through it), so a kept `Uri` held that
+    /// buffer for the life of every Socket.IO connection. The query is left
+    /// out of logs anyway (it may carry a token).
+    last_request: Mutex<Option<(Method, String)>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,7 +238,7 @@ impl Connection {
             let long_poll = is_long_poll(request.method(), request.uri());
             let guard = InFlight::enter(&state, long_poll);
             *state.last_request.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some((request.method().clone(), request.uri().clone()));
+                Some((request.method().clone(), request.uri().path().to_owned()));
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(remote));
             let call = app.clone().oneshot(request);
@@ -300,8 +304,8 @@ impl Connection {
                 () = polls_answered.cancelled(), if phase == Phase::LongPoll => return,
                 () = abandon.cancelled() => {
                     let last = self.state.last_request.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    let (method, uri) = last.map_or((None, None), |(m, u)| (Some(m), Some(u)));
-                    tracing::warn!(%remote, ?method, ?uri, "request still in flight at the drain deadline; connection cut");
+                    let (method, path) = last.map_or((None, None), |(m, p)| (Some(m), Some(p)));
+                    tracing::warn!(%remote, ?method, ?path, "request still in flight at the drain deadline; connection cut");
                     return;
                 }
             }
