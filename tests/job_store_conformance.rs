@@ -17,16 +17,15 @@ use statushub::{
         jobs::{Started, Updated},
     },
 };
-use std::{
-    path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicI64, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, Ordering},
 };
 use tokio::sync::mpsc;
 
 mod redis_support;
+
+use redis_support::Place;
 
 macro_rules! job_conformance {
     ($name:ident, $open:expr) => {
@@ -81,28 +80,6 @@ job_conformance!(sqlite, |place: &Place| node(|feed| {
 job_conformance!(redis, |place: &Place| node(|feed| {
     place.redis().store(feed, Retention::default())
 }));
-
-struct Place {
-    dir: tempfile::TempDir,
-    redis: std::sync::OnceLock<redis_support::Prefix>,
-}
-
-impl Place {
-    fn new() -> Self {
-        Place {
-            dir: tempfile::tempdir().expect("temp dir"),
-            redis: std::sync::OnceLock::new(),
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn redis(&self) -> &redis_support::Prefix {
-        self.redis.get_or_init(redis_support::Prefix::fresh)
-    }
-}
 
 fn job(account: &str, id: &str, kind: &str, created_ms: i64) -> StoredJob {
     StoredJob {

@@ -5,6 +5,8 @@
 mod common;
 mod redis_support;
 
+use redis_support::Place;
+
 use common::{WAIT, wait_for};
 use statushub::{
     config::Retention,
@@ -41,31 +43,12 @@ macro_rules! conformance {
 
 conformance!(sqlite, |place| {
     let (feed, _) = mpsc::channel(16);
-    Arc::new(SqliteStore::open(place.dir.path(), Retention::default(), feed).expect("open sqlite"))
+    Arc::new(SqliteStore::open(place.dir(), Retention::default(), feed).expect("open sqlite"))
 });
 conformance!(redis, |place| {
     let (feed, _) = mpsc::channel(16);
     Arc::new(place.redis().store(feed, Retention::default()))
 });
-
-/// A fresh data dir, or a fresh Redis prefix (its keys go with it).
-struct Place {
-    dir: tempfile::TempDir,
-    redis: std::sync::OnceLock<redis_support::Prefix>,
-}
-
-impl Place {
-    fn new() -> Self {
-        Place {
-            dir: tempfile::tempdir().expect("temp dir"),
-            redis: std::sync::OnceLock::new(),
-        }
-    }
-
-    fn redis(&self) -> &redis_support::Prefix {
-        self.redis.get_or_init(redis_support::Prefix::fresh)
-    }
-}
 
 async fn bursts_then_refuses(store: Arc<dyn RateStore>) {
     // 1 token a second, bursts of 3: three go, the fourth waits up to 1 s.

@@ -13,10 +13,12 @@ use statushub::{
         Section, SqliteStore, StoreError, StoredMonitor,
     },
 };
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 
 mod redis_support;
+
+use redis_support::Place;
 
 /// Instantiates the suite: `conformance!(name, [roles], constructor)`.
 ///
@@ -120,39 +122,6 @@ conformance!(
     [event_log, monitors, durable],
     |place, feed, retention| Arc::new(place.redis_cluster().store(feed, retention))
 );
-
-/// Where a store under test keeps its data, fresh per test: a directory
-/// (SQLite) or a key prefix on the shared Redis, whose keys go with it.
-struct Place {
-    dir: tempfile::TempDir,
-    redis: std::sync::OnceLock<redis_support::Prefix>,
-    redis_cluster: std::sync::OnceLock<redis_support::Prefix>,
-}
-
-impl Place {
-    fn new() -> Self {
-        Place {
-            dir: tempfile::tempdir().expect("temp dir"),
-            redis: std::sync::OnceLock::new(),
-            redis_cluster: std::sync::OnceLock::new(),
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The place's Redis prefix (the same one on every reopen).
-    fn redis(&self) -> &redis_support::Prefix {
-        self.redis.get_or_init(redis_support::Prefix::fresh)
-    }
-
-    /// The place's prefix on the local Redis Cluster.
-    fn redis_cluster(&self) -> &redis_support::Prefix {
-        self.redis_cluster
-            .get_or_init(redis_support::Prefix::on_cluster)
-    }
-}
 
 type FeedRx = mpsc::Receiver<Arc<Event>>;
 

@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 
 mod redis_support;
 
+use redis_support::Place;
+
 trait Roles: EventLog + WebhookRegistry + Outbox {}
 impl<T: EventLog + WebhookRegistry + Outbox> Roles for T {}
 
@@ -50,29 +52,11 @@ macro_rules! conformance {
 }
 
 conformance!(sqlite, |place: &Place, feed: Feed| {
-    Arc::new(SqliteStore::open(place.dir.path(), Retention::default(), feed).expect("open"))
+    Arc::new(SqliteStore::open(place.dir(), Retention::default(), feed).expect("open"))
 });
 conformance!(redis, |place: &Place, feed: Feed| {
     Arc::new(place.redis().store(feed, Retention::default()))
 });
-
-struct Place {
-    dir: tempfile::TempDir,
-    redis: std::sync::OnceLock<redis_support::Prefix>,
-}
-
-impl Place {
-    fn new() -> Self {
-        Place {
-            dir: tempfile::tempdir().expect("temp dir"),
-            redis: std::sync::OnceLock::new(),
-        }
-    }
-
-    fn redis(&self) -> &redis_support::Prefix {
-        self.redis.get_or_init(redis_support::Prefix::fresh)
-    }
-}
 
 fn open_with<T: Roles>(open: &impl Fn(&Place, Feed) -> Arc<T>, place: &Place) -> Arc<dyn Roles> {
     let (tx, rx) = mpsc::channel::<Arc<Event>>(10_000);
@@ -382,9 +366,8 @@ async fn sqlite_trim_drops_finished_deliveries_only() {
         max_age: std::time::Duration::ZERO,
         ..Retention::default()
     };
-    let store: Arc<dyn Roles> = Arc::new(
-        SqliteStore::open(place.dir.path(), retention, mpsc::channel(100).0).expect("open"),
-    );
+    let store: Arc<dyn Roles> =
+        Arc::new(SqliteStore::open(place.dir(), retention, mpsc::channel(100).0).expect("open"));
     put(&*store, endpoint("h", None, &["*"])).await;
     store.append(fixed("a", "x")).await.unwrap();
     store.append(fixed("b", "x")).await.unwrap();

@@ -204,3 +204,36 @@ impl Drop for OwnRedis {
         self.stop();
     }
 }
+
+/// Where a store under test keeps its data, fresh per test: a directory
+/// (SQLite) or a key prefix on the shared Redis or the local Redis Cluster,
+/// whose keys go with it. Opening twice on one place is a reopen.
+pub struct Place {
+    dir: tempfile::TempDir,
+    redis: std::sync::OnceLock<Prefix>,
+    redis_cluster: std::sync::OnceLock<Prefix>,
+}
+
+impl Place {
+    pub fn new() -> Self {
+        Place {
+            dir: tempfile::tempdir().expect("temp dir"),
+            redis: std::sync::OnceLock::new(),
+            redis_cluster: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The place's Redis prefix (the same one on every reopen).
+    pub fn redis(&self) -> &Prefix {
+        self.redis.get_or_init(Prefix::fresh)
+    }
+
+    /// The place's prefix on the local Redis Cluster.
+    pub fn redis_cluster(&self) -> &Prefix {
+        self.redis_cluster.get_or_init(Prefix::on_cluster)
+    }
+}

@@ -242,11 +242,7 @@ impl Connection {
                     self.awaiting_pong = true;
                     pong_deadline.as_mut().reset(tokio::time::Instant::now() + ping_timeout);
                 }
-                // The socket's one read-waker slot, not a waiter list: the
-                // first wait replaces the waker the HTTP connection task left
-                // there, which would otherwise keep that finished task's
-                // memory (2.3 KB) for the life of the connection.
-                readable = std::future::poll_fn(|cx| tcp.poll_read_ready(cx)), if self.readable => if readable.is_err() {
+                readable = readable(&tcp), if self.readable => if readable.is_err() {
                     self.outbox.end(Ending::Peer(disconnect::TRANSPORT_ERROR));
                 },
             }
@@ -325,11 +321,7 @@ impl Connection {
                         Ok(Message::Close(_)) => break,
                         Ok(_) => {}
                         Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                            let tcp = &self.tcp;
-                            if std::future::poll_fn(|cx| tcp.poll_read_ready(cx))
-                                .await
-                                .is_err()
-                            {
+                            if readable(&self.tcp).await.is_err() {
                                 break;
                             }
                         }
@@ -442,6 +434,15 @@ impl Connection {
             self.outbox.end(Ending::Server(Disconnect::BAD_REQUEST));
         }
     }
+}
+
+/// Waits until the socket has bytes to read, through its one read-waker
+/// slot rather than a waiter list (`TcpStream::readable`): the first wait
+/// replaces the waker the HTTP connection task left there, which would
+/// otherwise keep that finished task's memory (2.3 KB) for the life of the
+/// connection.
+async fn readable(tcp: &TcpStream) -> io::Result<()> {
+    std::future::poll_fn(|cx| tcp.poll_read_ready(cx)).await
 }
 
 /// What a failed read means for the close the peer gets.
